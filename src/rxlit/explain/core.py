@@ -1,0 +1,144 @@
+"""The explanation API: one registry, one entry point, shared helpers.
+
+An explanation method is a function ``(model, x, target, **options) -> Tensor`` with the shape
+of ``x``, batched over the first dimension and deterministic given a generator (see
+:mod:`rxlit.rng`). It needs no Lightning: any ``nn.Module`` mapping [0, 1] images to logits works.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from rxlit.registry import Registry
+
+METHODS = Registry("explanation method")
+
+# Options every method accepts: they are routed by explain() and never refused.
+COMMON_OPTIONS = ("generator", "output", "chunk_size")
+
+# Default memory budget for one chunk of a flattened perturbation set.
+DEFAULT_BUDGET_BYTES = 256 * 2**20
+
+
+def register_method(name: str):
+    """Register ``fn(model, x, target, *, generator=None, output="logit", chunk_size=None, **opts)``."""
+    return METHODS.register(name)
+
+
+def method_options(method: str | Callable) -> dict[str, object]:
+    """The method-specific options and their defaults (excluding the common ones)."""
+    fn = METHODS.get(method) if isinstance(method, str) else method
+    options = {}
+    for param in list(inspect.signature(fn).parameters.values())[3:]:
+        if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL) or param.name in COMMON_OPTIONS:
+            continue
+        options[param.name] = None if param.default is param.empty else param.default
+    return options
+
+
+def list_methods() -> dict[str, dict[str, object]]:
+    """Every registered method with its options and defaults."""
+    return {name: method_options(name) for name in METHODS.names()}
+
+
+def resolve_target(model: nn.Module, x: Tensor, target: Tensor | int | None) -> Tensor:
+    """``None`` means the predicted class; an int is broadcast over the batch."""
+    if target is None:
+        with torch.no_grad():
+            return model(x).argmax(dim=1)
+    if isinstance(target, int):
+        return torch.full((x.shape[0],), target, dtype=torch.long, device=x.device)
+    target = torch.as_tensor(target, device=x.device).long().reshape(-1)
+    if target.numel() != x.shape[0]:
+        raise ValueError(f"target has {target.numel()} entries but x has {x.shape[0]} examples")
+    return target
+
+
+def scalar_output(logits: Tensor, target: Tensor, output: str = "logit") -> Tensor:
+    """The explained scalar f per row: the target's logit (default) or softmax probability."""
+    if output == "logit":
+        return logits.gather(1, target.view(-1, 1)).squeeze(1)
+    if output == "prob":
+        return logits.softmax(dim=1).gather(1, target.view(-1, 1)).squeeze(1)
+    raise ValueError(f"unknown output {output!r}; valid: 'logit', 'prob'")
+
+
+def forward_scalar(model: nn.Module, x: Tensor, target: Tensor, output: str = "logit") -> Tensor:
+    return scalar_output(model(x), target, output)
+
+
+def input_gradient(model: nn.Module, x: Tensor, target: Tensor, output: str = "logit",
+                   create_graph: bool = False) -> Tensor:
+    """d f_target / d x for every row of x, in one forward and one backward pass."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        f = forward_scalar(model, x, target, output)
+        (grad,) = torch.autograd.grad(f.sum(), x, create_graph=create_graph)
+    return grad
+
+
+def chunk_rows(x: Tensor, budget_bytes: int = DEFAULT_BUDGET_BYTES, activation_factor: int = 64) -> int:
+    """Rows per chunk so that inputs times an activation multiplier fit the memory budget."""
+    row_bytes = max(1, x[0].numel() * x.element_size() * activation_factor)
+    return max(1, budget_bytes // row_bytes)
+
+
+def iter_chunks(n_rows: int, chunk_size: int) -> Iterator[slice]:
+    for start in range(0, n_rows, chunk_size):
+        yield slice(start, min(start + chunk_size, n_rows))
+
+
+def map_chunks(fn: Callable[..., Tensor], *tensors: Tensor, chunk_size: int | None = None) -> Tensor:
+    """Apply ``fn`` to row-chunks of the tensors (all with the same first dim) and concatenate."""
+    n = tensors[0].shape[0]
+    size = chunk_size or chunk_rows(tensors[0])
+    if size >= n:
+        return fn(*tensors)
+    return torch.cat([fn(*(t[rows] for t in tensors)) for rows in iter_chunks(n, size)])
+
+
+def _check_input(x: Tensor) -> None:
+    if not isinstance(x, Tensor) or x.dim() < 2:
+        raise ValueError("x must be a batched tensor of shape (B, ...) in [0, 1] pixel space")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or inf; explanations are undefined there")
+
+
+def explain(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method: str | Callable = "grad",
+            generator=None, **options) -> Tensor:
+    """Explain ``model`` at ``x`` for ``target`` (default: the predicted class).
+
+    ``method`` is a registered name (see :func:`list_methods`) or any callable
+    ``(model, x, target) -> Tensor``. Options not accepted by the method are refused.
+    """
+    _check_input(x)
+    target = resolve_target(model, x, target)
+    if callable(method) and not isinstance(method, str):
+        fn = method
+    else:
+        fn = METHODS.get(method)
+    accepted = inspect.signature(fn).parameters
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
+    if not takes_kwargs:
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            valid = sorted(set(method_options(fn)) | (set(COMMON_OPTIONS) & set(accepted)))
+            raise ValueError(f"unknown option(s) {unknown} for method {getattr(fn, '__name__', fn)!r}; "
+                             f"valid options: {valid}")
+    if generator is not None and ("generator" in accepted or takes_kwargs):
+        options["generator"] = generator
+    out = fn(model, x, target, **options)
+    if out.shape != x.shape:
+        raise RuntimeError(f"method returned shape {tuple(out.shape)} for input {tuple(x.shape)}")
+    return out
+
+
+@register_method("grad")
+def grad(model: nn.Module, x: Tensor, target: Tensor, *, output: str = "logit",
+         chunk_size: int | None = None) -> Tensor:
+    """Vanilla (signed) gradient of the target score, Simonyan et al. 2014."""
+    return map_chunks(lambda xs, ts: input_gradient(model, xs, ts, output), x, target, chunk_size=chunk_size)
