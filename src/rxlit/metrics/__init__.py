@@ -1,0 +1,38 @@
+"""What rxlit measures: explanation robustness and faithfulness, model robustness, the
+Theorem 4.1 bounds, and their aggregation (mean and confidence interval over examples).
+
+Every metric takes ``(model, x, target, method=..., generator=..., **options)`` and returns one
+value per example; :data:`METRICS` / :func:`compute_metric` expose them by name.
+"""
+
+from rxlit.metrics.aggregate import MeanCI, PerExampleMetric, summarize
+from rxlit.metrics.bounds import bound_ratio, theorem41_bound
+from rxlit.metrics.faithfulness import (
+    deletion_auc,
+    faithfulness_correlation,
+    infidelity,
+    insertion_auc,
+    tan_faithfulness,
+)
+from rxlit.metrics.model import (
+    clean_accuracy,
+    gradient_norm,
+    model_local_lipschitz,
+    model_smoothness,
+    robust_accuracy,
+)
+from rxlit.metrics.registry import METRICS, compute_metric, register_metric
+from rxlit.metrics.robustness import (
+    adversarial_sensitivity,
+    avg_sensitivity,
+    local_lipschitz,
+    max_sensitivity,
+)
+
+__all__ = [
+    "METRICS", "MeanCI", "PerExampleMetric", "adversarial_sensitivity", "avg_sensitivity", "bound_ratio",
+    "clean_accuracy", "compute_metric", "deletion_auc", "faithfulness_correlation", "gradient_norm",
+    "infidelity", "insertion_auc", "local_lipschitz", "max_sensitivity", "model_local_lipschitz",
+    "model_smoothness", "register_metric", "robust_accuracy", "summarize", "tan_faithfulness",
+    "theorem41_bound",
+]

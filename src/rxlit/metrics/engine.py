@@ -1,0 +1,60 @@
+"""Chunked evaluation of flattened (examples x samples) perturbation sets.
+
+A metric describes what happens to one chunk of rows (row ``r`` is sample ``r % n`` of example
+``r // n``); :func:`map_rows` runs the chunks in order and concatenates their per-row outputs.
+Chunks are sized by the memory budget of :func:`rxlit.explain.core.chunk_rows`, never by a
+Python loop over examples or samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from rxlit.explain.core import chunk_rows, explain, forward_scalar, iter_chunks
+from rxlit.rng import Generator
+
+
+def default_chunk(x: Tensor, chunk_size: int | None) -> int:
+    return int(chunk_size) if chunk_size else chunk_rows(x)
+
+
+def map_rows(n_rows: int, chunk_size: int, fn: Callable[[slice], Tensor]) -> Tensor:
+    """``torch.cat([fn(rows) for rows in chunks])``: per-row outputs of a flattened set."""
+    return torch.cat([fn(rows) for rows in iter_chunks(n_rows, max(1, chunk_size))])
+
+
+def row_examples(rows: slice, n_samples: int, device) -> Tensor:
+    """Example index of each row of a chunk."""
+    return torch.arange(rows.start, rows.stop, device=device) // n_samples
+
+
+def explain_rows(model: nn.Module, x: Tensor, target: Tensor, method, generator: Generator,
+                 options: dict) -> Tensor:
+    """An explanation of already-resolved targets (no argmax pass), with the metric's generator."""
+    return explain(model, x, target, method, generator=generator, **options)
+
+
+def model_output(model: nn.Module, x: Tensor, target: Tensor | None, output: str) -> Tensor:
+    """The explained quantity: ``"logit"``/``"prob"`` of the target (a scalar per row) or the
+    whole ``"logits"``/``"probs"`` vector (rows x classes)."""
+    if output in ("logit", "prob"):
+        return forward_scalar(model, x, target, output)
+    logits = model(x)
+    if output == "logits":
+        return logits
+    if output == "probs":
+        return logits.softmax(dim=1)
+    raise ValueError(f"unknown output {output!r}; valid: 'logit', 'prob', 'logits', 'probs'")
+
+
+def row_norm(v: Tensor) -> Tensor:
+    """L2 (Frobenius) norm of every row, flattened."""
+    return v.flatten(1).norm(dim=1) if v.dim() > 1 else v.abs()
+
+
+def safe_ratio(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` where ``den != 0`` and ``num`` (Captum's ``safe_div`` with default 1)."""
+    return num / torch.where(den == 0, torch.ones_like(den), den)

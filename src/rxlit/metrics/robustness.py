@@ -1,0 +1,242 @@
+"""Explanation robustness: local Lipschitz estimate and (max / avg / adversarial) sensitivity.
+
+All estimators share one pass: draw ``n_samples`` neighbours of every example, flatten them into
+``B * n_samples`` rows, explain the rows chunk by chunk, and reduce per example.
+
+* Tan & Tian, ICML 2023, Sec. 3:
+  ``L(x) = max_i ||phi(x) - phi(x_i)||_2 / ||x - x_i||_2``, ``x_i ~ N(x, sigma^2 I)``,
+  n = 50, sigma = 0.03, not normalised by ``||phi(x)||``.
+* Yeh et al., NeurIPS 2019, Def. 3.1:
+  ``SENS_max(phi, f, x, r) = max_{||y - x||_inf <= r} ||phi(y) - phi(x)|| / ||phi(x)||``, estimated
+  by 50 uniform samples of the L-inf ball (the normalisation is the one of their code and of
+  Captum's ``sensitivity_max``); ``SENS_avg`` is the mean instead of the max.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rxlit import rng
+from rxlit.explain.core import forward_scalar, resolve_target
+from rxlit.metrics.engine import default_chunk, explain_rows, map_rows, row_examples, row_norm, safe_ratio
+from rxlit.metrics.perturbations import FlatStream, neighbourhood, resolve_generator
+from rxlit.metrics.registry import register_metric
+from rxlit.rng import ExampleRNG, Generator
+
+
+@dataclass
+class NeighbourDistances:
+    """Per (example, sample): explanation change and input change; the reference explanation."""
+
+    phi: Tensor          # (B, *shape) explanation at x
+    d_phi: Tensor        # (B, n) ||phi(x_i) - phi(x)||_2
+    d_x: Tensor          # (B, n) ||x_i - x||_2
+    best_x: Tensor | None = None  # (B, *shape) the sample maximising score(d_phi, d_x)
+
+
+def neighbour_distances(model: nn.Module, x: Tensor, target: Tensor, method, n_samples: int,
+                        sample: Callable, generator: Generator, chunk_size: int | None, options: dict,
+                        score: Callable[[Tensor, Tensor], Tensor] | None = None) -> NeighbourDistances:
+    """Explain ``x`` and ``n_samples`` neighbours each, in chunks of flattened rows.
+
+    Generators are spawned in a fixed order (neighbour noise, method noise at ``x``, method noise
+    at the neighbours), so each example's numbers depend only on its key. With ``score`` the
+    best neighbour of every example is kept (for the adversarial search's initialisation).
+    """
+    B, n = x.shape[0], n_samples
+    noise = FlatStream(generator, B, n)
+    phi = explain_rows(model, x, target, method, rng.spawn(generator), options)
+    method_noise = FlatStream(generator, B, n)
+    best_x = x.clone() if score is not None else None
+    best = torch.full((B,), -torch.inf, device=x.device, dtype=x.dtype)
+
+    def chunk(rows: slice) -> Tensor:
+        e = row_examples(rows, n, x.device)
+        x_rows = x[e]
+        x_near = sample(x_rows, noise, rows)
+        phi_near = explain_rows(model, x_near, target[e], method, method_noise.rows(rows), options)
+        d = torch.stack([row_norm(phi_near - phi[e]), row_norm(x_near - x_rows)], 1).to(x.dtype)
+        if score is not None:
+            _keep_best(best, best_x, e, score(d[:, 0], d[:, 1]), x_near)
+        return d
+
+    d = map_rows(B * n, default_chunk(x, chunk_size), chunk)
+    return NeighbourDistances(phi, d[:, 0].view(B, n), d[:, 1].view(B, n), best_x)
+
+
+def _keep_best(best: Tensor, best_x: Tensor, e: Tensor, value: Tensor, x_near: Tensor) -> None:
+    """Running per-example argmax over chunks (in place); vectorised within a chunk."""
+    chunk_max = torch.full_like(best, -torch.inf).scatter_reduce(0, e, value, "amax")
+    improved = chunk_max > best
+    winners = improved[e] & (value == chunk_max[e])
+    best_x[e[winners]] = x_near[winners]
+    best.copy_(torch.where(improved, chunk_max, best))
+
+
+def _prepare(model, x, target, generator, seed, index, epoch):
+    target = resolve_target(model, x, target)
+    return target, resolve_generator(generator, x.shape[0], seed, index, epoch)
+
+
+@register_metric("local_lipschitz")
+def local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
+                    n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
+                    generator: Generator = None, chunk_size: int | None = None, clip: bool = False,
+                    seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+    """Local Lipschitz estimate of an explanation (Tan & Tian, ICML 2023, Sec. 3).
+
+    ``L(x) = max_i ||phi(x) - phi(x_i)||_2 / ||x - x_i||_2`` over ``n_samples`` neighbours
+    ``x_i ~ N(x, sigma^2 I)`` (``noise="gaussian"``, default n = 50, sigma = 0.03) or uniform in
+    the L-inf ball of radius ``sigma`` (``noise="uniform"``); not normalised by ``||phi(x)||``.
+    Matches Quantus' ``LocalLipschitzEstimate`` with ``normalise=False, abs=False`` and Euclidean
+    numerator and denominator. Returns one value per example.
+    """
+    target, generator = _prepare(model, x, target, generator, seed, index, epoch)
+    d = neighbour_distances(model, x, target, method, n_samples, neighbourhood(noise, sigma, clip),
+                            generator, chunk_size, method_options)
+    return (d.d_phi / d.d_x.clamp_min(torch.finfo(d.d_x.dtype).tiny)).amax(dim=1)
+
+
+def _sensitivity(model, x, target, method, n_samples, radius, normalize, reduce, generator,
+                 chunk_size, clip, seed, index, epoch, method_options) -> Tensor:
+    target, generator = _prepare(model, x, target, generator, seed, index, epoch)
+    d = neighbour_distances(model, x, target, method, n_samples, neighbourhood("uniform", radius, clip),
+                            generator, chunk_size, method_options)
+    sens = safe_ratio(d.d_phi, row_norm(d.phi).unsqueeze(1)) if normalize else d.d_phi
+    return sens.amax(dim=1) if reduce == "max" else sens.mean(dim=1)
+
+
+@register_metric("max_sensitivity")
+def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
+                    n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
+                    generator: Generator = None, chunk_size: int | None = None, clip: bool = False,
+                    seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+    """Max-sensitivity (Yeh et al., NeurIPS 2019, Def. 3.1), Monte Carlo estimate.
+
+    ``max_j ||phi(x + delta_j) - phi(x)||_2 / ||phi(x)||_2`` over ``n_samples`` (50) uniform
+    ``delta_j`` in the L-inf ball of radius ``radius`` (0.02). ``normalize=False`` drops the
+    division; a zero ``phi(x)`` divides by 1. Equals Captum's ``sensitivity_max`` (whose output is
+    always normalised) given the same perturbations.
+    """
+    return _sensitivity(model, x, target, method, n_samples, radius, normalize, "max", generator,
+                        chunk_size, clip, seed, index, epoch, method_options)
+
+
+@register_metric("avg_sensitivity")
+def avg_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
+                    n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
+                    generator: Generator = None, chunk_size: int | None = None, clip: bool = False,
+                    seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+    """Average sensitivity (Yeh et al., NeurIPS 2019, Sec. 3): the mean over the same uniform
+    samples of ``||phi(x + delta) - phi(x)|| / ||phi(x)||`` (``normalize=False``: no division)."""
+    return _sensitivity(model, x, target, method, n_samples, radius, normalize, "mean", generator,
+                        chunk_size, clip, seed, index, epoch, method_options)
+
+
+# --- Adversarial sensitivity: projected gradient ascent on a smooth surrogate ------------------
+
+def smooth_surrogate(model: nn.Module, beta: float) -> nn.Module:
+    """A copy of ``model`` with every ``nn.ReLU`` replaced by ``Softplus(beta)``.
+
+    The gradient of a ReLU network is piecewise constant, so the explanation change has zero
+    gradient almost everywhere; the softplus surrogate gives the ascent a direction.
+    """
+    try:
+        from rxlit.models.activations import replace_activations
+    except ImportError:  # rxlit.models not importable: same swap, done locally
+        replace_activations = _replace_relu
+    surrogate = copy.deepcopy(model)
+    replace_activations(surrogate, lambda: nn.Softplus(beta=beta))
+    return surrogate
+
+
+def _replace_relu(model: nn.Module, factory: Callable[[], nn.Module]) -> int:
+    names = [name for name, m in model.named_modules() if name and isinstance(m, nn.ReLU)]
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, factory())
+    return len(names)
+
+
+# Methods whose explanation is a closed-form function of the input gradient: their ascent
+# direction is computed exactly by double backpropagation.
+_DIFFERENTIABLE = {"grad": lambda g, y: g, "grad_x_input": lambda g, y: g * y}
+
+
+def _ascent_direction(surrogate, y, ref, target, method, options, generator, n_directions, fd_step):
+    """Gradient (exact, or SPSA estimate) of ``||phi_s(y) - ref||^2`` with respect to ``y``."""
+    output = options.get("output", "logit")
+    if isinstance(method, str) and method in _DIFFERENTIABLE and set(options) <= {"output"}:
+        with torch.enable_grad():
+            y = y.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(forward_scalar(surrogate, y, target, output).sum(), y, create_graph=True)
+            loss = (_DIFFERENTIABLE[method](g, y) - ref).flatten(1).pow(2).sum()
+            (direction,) = torch.autograd.grad(loss, y)
+        return direction
+    return _spsa_direction(surrogate, y, ref, target, method, options, generator, n_directions, fd_step)
+
+
+def _spsa_direction(surrogate, y, ref, target, method, options, generator, n_directions, fd_step):
+    """Antithetic Rademacher finite differences, all directions in one flattened batch.
+
+    Both points of a pair get the same method noise (common random numbers), so a stochastic
+    method's Monte Carlo error cancels in the difference.
+    """
+    B, k = y.shape[0], n_directions
+    signs = FlatStream(generator, B, k).uniform(slice(0, B * k), y.shape[1:], y.device, y.dtype)
+    u = torch.where(signs < 0.5, -1.0, 1.0).to(y.dtype)
+    e = torch.arange(B * k, device=y.device) // k
+    points = torch.cat([y[e] + fd_step * u, y[e] - fd_step * u])
+    shared = FlatStream(generator, B, k, repeat=True).generator  # one key per example
+    method_noise = shared
+    if isinstance(shared, ExampleRNG):  # the rows are (+ block, - block): repeat the keys
+        method_noise = ExampleRNG(shared.seed, shared.index.repeat(2), shared.epoch, shared.stream)
+    phi = explain_rows(surrogate, points, target[e].repeat(2), method, method_noise, options)
+    loss = (phi - ref[e].repeat(2, *[1] * (phi.dim() - 1))).flatten(1).pow(2).sum(1)
+    slope = (loss[: B * k] - loss[B * k:]) / (2 * fd_step)
+    return (slope.view(-1, *[1] * (u.dim() - 1)) * u).view(B, k, *y.shape[1:]).mean(1)
+
+
+@register_metric("adversarial_sensitivity")
+def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
+                            radius: float = 0.02, n_samples: int = 50, steps: int = 10,
+                            step_size: float | None = None, beta: float = 10.0, normalize: bool = True,
+                            n_directions: int = 8, generator: Generator = None,
+                            chunk_size: int | None = None, clip: bool = False, seed: int | None = None,
+                            index=None, epoch: int = 0, **method_options) -> Tensor:
+    """Worst-case sensitivity in the L-inf ball (the max of Yeh et al.'s ``SENS_max``, searched).
+
+    1. Monte Carlo: the ``n_samples`` uniform samples of :func:`max_sensitivity`; the best one per
+       example initialises the search, so the result is never below the Monte Carlo maximum.
+    2. ``steps`` of projected sign-gradient ascent (step ``2.5 * radius / steps``) on
+       ``||phi_s(y) - phi_s(x)||^2`` where ``phi_s`` explains a surrogate with ReLU replaced by
+       ``Softplus(beta)``. Grad and Grad x Input are differentiated exactly (double backprop);
+       other methods by an antithetic SPSA estimate with ``n_directions`` directions.
+    3. Every iterate is scored with the TRUE explanation of ``model``; the best change found is
+       returned, normalised by ``||phi(x)||`` when ``normalize`` (as :func:`max_sensitivity`).
+    """
+    target, generator = _prepare(model, x, target, generator, seed, index, epoch)
+    d = neighbour_distances(model, x, target, method, n_samples, neighbourhood("uniform", radius, clip),
+                            generator, chunk_size, method_options, score=lambda d_phi, d_x: d_phi)
+    denom = row_norm(d.phi) if normalize else torch.ones(x.shape[0], device=x.device, dtype=x.dtype)
+    best, y = d.d_phi.amax(dim=1), d.best_x
+    if steps <= 0:
+        return safe_ratio(best, denom)
+    surrogate = smooth_surrogate(model, beta)
+    step_size = 2.5 * radius / steps if step_size is None else step_size
+    ref = explain_rows(surrogate, x, target, method, rng.spawn(generator), method_options).detach()
+    for _ in range(steps):  # the ascent is sequential by nature; each step is one batched pass
+        direction = _ascent_direction(surrogate, y, ref, target, method, method_options, generator,
+                                      n_directions, radius / 4)
+        y = x + (y + step_size * direction.sign() - x).clamp(-radius, radius)
+        y = y.clamp(0, 1) if clip else y
+        phi_y = explain_rows(model, y, target, method, rng.spawn(generator), method_options)
+        change = row_norm(phi_y - d.phi).to(best.dtype)
+        best = torch.maximum(best, change)
+    return safe_ratio(best, denom)
+
