@@ -1,28 +1,20 @@
-"""Writers of tiny data set files in the real on-disk formats (CIFAR pickles, idx, SVHN .mat)."""
+"""Fixtures writing tiny data sets in their real on-disk formats into tmp_path."""
 
 from __future__ import annotations
 
-import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-CIFAR_PER_BATCH = 10  # 5 train batches -> 50 train images, 5 per class
-CIFAR_TEST = 20
-
-
-def cifar_pattern(n: int, offset: int) -> np.ndarray:
-    """uint8 images (n, 3, 32, 32) whose value depends asymmetrically on (image, c, h, w)."""
-    i, c, h, w = np.meshgrid(np.arange(n) + offset, np.arange(3), np.arange(32), np.arange(32), indexing="ij")
-    return ((i * 7 + c * 50 + h * 3 + w) % 256).astype(np.uint8)
-
-
-def write_pickle(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump(obj, f)
+from data_fakes import (
+    CIFAR_PER_BATCH,
+    CIFAR_TEST,
+    cifar_pattern,
+    mnist_pattern,
+    write_idx_images,
+    write_idx_labels,
+    write_pickle,
+)
 
 
 @pytest.fixture
@@ -36,27 +28,13 @@ def cifar10_root(tmp_path) -> Path:
         offset = b * CIFAR_PER_BATCH
         data = cifar_pattern(CIFAR_PER_BATCH, offset).reshape(CIFAR_PER_BATCH, 3072)
         labels = [(offset + k) % 10 for k in range(CIFAR_PER_BATCH)]
-        write_pickle(folder / f"data_batch_{b + 1}", {"batch_label": f"batch {b + 1}", "data": data, "labels": labels})
+        write_pickle(
+            folder / f"data_batch_{b + 1}", {"batch_label": f"batch {b + 1}", "data": data, "labels": labels}
+        )
     test = cifar_pattern(CIFAR_TEST, 1000).reshape(CIFAR_TEST, 3072)
     write_pickle(folder / "test_batch", {"data": test, "labels": [k % 10 for k in range(CIFAR_TEST)]})
     write_pickle(folder / "batches.meta", {"label_names": [f"c{k}" for k in range(10)], "num_vis": 3072})
     return tmp_path
-
-
-def write_idx_images(path: Path, images: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n, rows, cols = images.shape
-    path.write_bytes(struct.pack(">IIII", 2051, n, rows, cols) + images.astype(np.uint8).tobytes())
-
-
-def write_idx_labels(path: Path, labels: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(struct.pack(">II", 2049, len(labels)) + labels.astype(np.uint8).tobytes())
-
-
-def mnist_pattern(n: int, offset: int) -> np.ndarray:
-    i, h, w = np.meshgrid(np.arange(n) + offset, np.arange(28), np.arange(28), indexing="ij")
-    return ((i * 11 + h * 5 + w) % 256).astype(np.uint8)
 
 
 @pytest.fixture
@@ -80,5 +58,8 @@ def svhn_root(tmp_path) -> Path:
 
     for name, n, offset in (("train", 30, 0), ("test", 10, 100)):
         chw = cifar_pattern(n, offset)
-        savemat(tmp_path / f"{name}_32x32.mat", {"X": chw.transpose(2, 3, 1, 0), "y": (np.arange(n) % 10 + 1)[:, None]})
+        savemat(
+            tmp_path / f"{name}_32x32.mat",
+            {"X": chw.transpose(2, 3, 1, 0), "y": (np.arange(n) % 10 + 1)[:, None]},
+        )
     return tmp_path

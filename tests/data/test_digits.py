@@ -81,7 +81,9 @@ def test_train_shuffle_is_seeded_and_eval_is_ordered(dm):
 
 
 def test_limits_and_augmentation():
-    module = build_datamodule("digits", limit_train=100, limit_val=30, augment=True, batch_size=1000, eval_batch_size=7)
+    module = build_datamodule(
+        "digits", limit_train=100, limit_val=30, augment=True, batch_size=1000, eval_batch_size=7
+    )
     x, y = next(iter(module.train_dataloader()))
     assert x.shape == (100, 1, 8, 8) and 0.0 <= x.min() and x.max() <= 1.0
     assert len(module.val_dataloader().dataset) == 30 and module.val_dataloader().batch_size == 7

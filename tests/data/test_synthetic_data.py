@@ -38,7 +38,9 @@ def test_deterministic_balanced_and_moments():
 
 
 def test_many_classes_and_channels():
-    dm = build_datamodule("synthetic", num_classes=10, in_chans=3, image_size=8, n_train=20, n_val=10, n_test=10)
+    dm = build_datamodule(
+        "synthetic", num_classes=10, in_chans=3, image_size=8, n_train=20, n_val=10, n_test=10
+    )
     masks = dm.class_masks
     assert masks.shape == (10, 1, 8, 8) and (masks.sum((1, 2, 3)) == 4).all() and masks.sum(0).max() == 1
     x, y = next(iter(dm.test_dataloader()))

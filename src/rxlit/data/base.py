@@ -97,7 +97,11 @@ class RxDataModule(L.LightningDataModule):
             raise ValueError(f"data.seed must be an integer, got {seed!r}")
         if val_fraction is not None:
             check_fraction("val_fraction", val_fraction)
-        for key, value in (("limit_train", limit_train), ("limit_val", limit_val), ("limit_test", limit_test)):
+        for key, value in (
+            ("limit_train", limit_train),
+            ("limit_val", limit_val),
+            ("limit_test", limit_test),
+        ):
             check_positive_int(key, value, allow_none=True)
         self.root = str(root)
         self.batch_size = int(batch_size)
@@ -166,7 +170,9 @@ class RxDataModule(L.LightningDataModule):
 
     # -- fixed evaluation subsets -------------------------------------------------------------
 
-    def eval_subset(self, n: int, split: str = "val", stratified: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    def eval_subset(
+        self, n: int, split: str = "val", stratified: bool = True
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """A fixed subset ``(x, y, index)`` of ``n`` examples of ``split``, without augmentation.
 
         ``index`` is each example's position in the split (sorted ascending). With
@@ -179,9 +185,15 @@ class RxDataModule(L.LightningDataModule):
             dataset = self.split(split)
             check_positive_int("eval_subset n", n)
             if n > len(dataset):
-                raise ValueError(f"eval_subset asks for {n} examples but the {split} split has {len(dataset)}")
+                raise ValueError(
+                    f"eval_subset asks for {n} examples but the {split} split has {len(dataset)}"
+                )
             labels = dataset.targets.numpy()
-            pick = stratified_subset(labels, n, self.seed) if stratified else random_subset(len(labels), n, self.seed)
+            pick = (
+                stratified_subset(labels, n, self.seed)
+                if stratified
+                else random_subset(len(labels), n, self.seed)
+            )
             index = torch.as_tensor(pick, dtype=torch.int64)
             xs, ys = zip(*(dataset[int(i)] for i in index))
             self._subsets[key] = (torch.stack(xs), torch.stack(ys).to(torch.int64), index)

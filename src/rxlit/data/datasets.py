@@ -67,7 +67,9 @@ class TensorSplit(_Split):
         transform: Callable[[Tensor], Tensor] | None = None,
     ):
         if images.ndim != 4 or len(images) != len(labels):
-            raise ValueError(f"expected images (N, C, H, W) and N labels, got {tuple(images.shape)} and {len(labels)}")
+            raise ValueError(
+                f"expected images (N, C, H, W) and N labels, got {tuple(images.shape)} and {len(labels)}"
+            )
         super().__init__(labels, indices, transform)
         self.images = images
 

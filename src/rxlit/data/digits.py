@@ -64,8 +64,13 @@ class DigitsDataModule(RxDataModule):
         bunch = load_digits()
         images = torch.as_tensor(bunch.images, dtype=torch.float32).div(16.0).unsqueeze(1)
         labels = torch.as_tensor(bunch.target, dtype=torch.int64)
-        train, (val, test) = stratified_split(bunch.target, [self.val_fraction, self.test_fraction], self.seed)
-        return {name: TensorSplit(images, labels, idx) for name, idx in (("train", train), ("val", val), ("test", test))}
+        train, (val, test) = stratified_split(
+            bunch.target, [self.val_fraction, self.test_fraction], self.seed
+        )
+        return {
+            name: TensorSplit(images, labels, idx)
+            for name, idx in (("train", train), ("val", val), ("test", test))
+        }
 
     def train_transform(self):
         return RandomCropFlip(padding=1, flip=False)

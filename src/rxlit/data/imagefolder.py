@@ -24,7 +24,9 @@ LAYOUT = "<root>/train/<class>/<image>, optional <root>/val/<class>/... and <roo
 
 def find_classes(folder: str) -> list[str]:
     """Sorted sub-folder names of ``folder`` (torchvision ImageFolder's class order)."""
-    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
+    return sorted(
+        entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith(".")
+    )
 
 
 @DATASETS.register("imagefolder")
@@ -83,7 +85,9 @@ class ImageFolderDataModule(RxDataModule):
             raise ValueError(f"data.std must be positive, got {self.std}")
         self.class_names = find_classes(self._folder("train", required=True))
         if not self.class_names:
-            raise FileNotFoundError(f"imagefolder: no class sub-folders in '{self._folder('train')}'; expected {LAYOUT}")
+            raise FileNotFoundError(
+                f"imagefolder: no class sub-folders in '{self._folder('train')}'; expected {LAYOUT}"
+            )
         self.num_classes = len(self.class_names)
 
     def _stats(self, key: str, value, default: tuple[float, ...]) -> tuple[float, ...]:
@@ -106,7 +110,9 @@ class ImageFolderDataModule(RxDataModule):
     def _samples(self, folder: str) -> list[tuple[str, int]]:
         classes = find_classes(folder)
         if classes != self.class_names:
-            raise ValueError(f"imagefolder: classes of '{folder}' {classes} differ from those of train {self.class_names}")
+            raise ValueError(
+                f"imagefolder: classes of '{folder}' {classes} differ from those of train {self.class_names}"
+            )
         return make_dataset(folder, {c: i for i, c in enumerate(classes)}, extensions=IMG_EXTENSIONS)
 
     def _mode(self) -> str:

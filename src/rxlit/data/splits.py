@@ -67,7 +67,9 @@ def stratified_split(
     parts = []
     for fraction in fractions:
         quotas = largest_remainder(counts, int(round(fraction * len(labels))), caps=remaining)
-        taken = [pool[len(pool) - left : len(pool) - left + q] for pool, left, q in zip(pools, remaining, quotas)]
+        taken = [
+            pool[len(pool) - left : len(pool) - left + q] for pool, left, q in zip(pools, remaining, quotas)
+        ]
         remaining = remaining - quotas
         parts.append(rng.permutation(np.concatenate(taken)))
     rest = np.concatenate([pool[len(pool) - left :] for pool, left in zip(pools, remaining)])

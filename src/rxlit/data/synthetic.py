@@ -78,9 +78,13 @@ class SyntheticDataModule(RxDataModule):
             raise ValueError(f"data.num_classes must be an integer >= 2, got {num_classes!r}")
         grid = math.ceil(math.sqrt(num_classes))
         if image_size < grid:
-            raise ValueError(f"data.image_size must be >= {grid} to give each of {num_classes} classes a patch")
+            raise ValueError(
+                f"data.image_size must be >= {grid} to give each of {num_classes} classes a patch"
+            )
         if not (0.0 <= noise < 1.0 and 0.0 < signal <= 1.0 and noise + signal <= 1.0):
-            raise ValueError(f"data.noise in [0, 1) and data.signal in (0, 1] need noise + signal <= 1, got {noise}, {signal}")
+            raise ValueError(
+                f"data.noise in [0, 1) and data.signal in (0, 1] need noise + signal <= 1, got {noise}, {signal}"
+            )
         self.image_size, self.in_chans, self.num_classes = int(image_size), int(in_chans), int(num_classes)
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
         self.noise, self.signal = float(noise), float(signal)
@@ -105,7 +109,9 @@ class SyntheticDataModule(RxDataModule):
         n = self.sizes[split]
         gen = torch.Generator().manual_seed(derive_seed(self.seed, SYNTHETIC_STREAM, SPLIT_KEYS[split]))
         labels = (torch.arange(n) % self.num_classes)[torch.randperm(n, generator=gen)]
-        background = torch.rand(n, self.in_chans, self.image_size, self.image_size, generator=gen) * self.noise
+        background = (
+            torch.rand(n, self.in_chans, self.image_size, self.image_size, generator=gen) * self.noise
+        )
         return background + self.signal * self.class_masks[labels], labels
 
     def load_splits(self) -> dict[str, TensorSplit]:

@@ -40,9 +40,25 @@ CIFAR100_CLASSES = (
     "sweet_pepper table tank telephone television tiger tractor train trout tulip turtle wardrobe whale "
     "willow_tree wolf woman worm"
 ).split()
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 DIGIT_CLASSES = [str(k) for k in range(10)]
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 def _files_present(folder: str, names) -> bool:
@@ -164,7 +180,9 @@ class CIFAR10DataModule(TorchvisionDataModule):
     crop_padding = 4
     flip = True
     reader = _LocalCIFAR10
-    required = tuple(f"cifar-10-batches-py/{n}" for n in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"])
+    required = tuple(
+        f"cifar-10-batches-py/{n}" for n in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+    )
     layout = "<root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta (optional)}"
 
     def read(self, train: bool) -> tuple[Tensor, Tensor]:
