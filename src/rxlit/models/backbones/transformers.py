@@ -32,8 +32,8 @@ def auto_patch_size(image_size: tuple[int, int], grid: int, min_grid: int, max_p
 
 
 def _disable_fused_attention(model: nn.Module) -> None:
-    # Fused (flash / memory-efficient) attention kernels have no double backward on GPU, which
-    # gradient-norm regularisation needs; the plain softmax(QK^T)V path has one.
+    # Fused attention kernels (flash, memory-efficient, CPU flash) have no double backward, which
+    # gradient-norm regularisation needs; timm's plain softmax(QK^T)V path has one.
     for module in model.modules():
         if hasattr(module, "fused_attn"):
             module.fused_attn = False
@@ -51,12 +51,14 @@ def vit_tiny(
     image_size: tuple[int, int],
     patch_size: int | None = None,
     fused_attn: bool = False,
+    drop_path_rate: float = 0.0,
 ) -> nn.Module:
     """timm ``vit_tiny_patch16_224`` at ``img_size=image_size`` (depth 12, width 192, 3 heads).
 
     ``patch_size=None`` picks image_side // 8 clipped to [2, 16], reduced until the grid has
     at least 4x4 tokens: 4 for 32x32 (8x8 grid), 2 for 8x8 (4x4 grid), 16 for 224x224.
-    ``fused_attn=False`` keeps double backprop possible on GPU.
+    ``fused_attn=False`` keeps double backprop possible: torch's fused attention kernels (CPU
+    and GPU) have no double backward, which gradient-norm regularisation needs.
     """
     patch = patch_size or auto_patch_size(image_size, grid=8, min_grid=4, max_patch=16, min_patch=2)
     model = timm.create_model(
@@ -66,6 +68,7 @@ def vit_tiny(
         in_chans=in_chans,
         img_size=tuple(image_size),
         patch_size=patch,
+        drop_path_rate=drop_path_rate,
     )
     if not fused_attn:
         _disable_fused_attention(model)
@@ -86,6 +89,7 @@ def swin_tiny(
     patch_size: int | None = None,
     window_size: int | None = None,
     fused_attn: bool = False,
+    drop_path_rate: float = 0.1,
 ) -> nn.Module:
     """timm ``swin_tiny_patch4_window7_224`` (depths 2-2-6-2, width 96) at ``img_size=image_size``.
 
@@ -94,6 +98,7 @@ def swin_tiny(
     is a multiple of 7 (224 -> 56), otherwise the largest divisor of the grid <= min(7, grid / 2),
     so the first stage has at least 2x2 windows to shift between (grid 8 -> window 4).
     timm clamps the window to each stage's grid, so late stages attend globally.
+    ``drop_path_rate`` (stochastic depth, timm's default 0.1) makes train-mode outputs random.
     """
     patch = patch_size or auto_patch_size(image_size, grid=8, min_grid=8, max_patch=4, min_patch=1)
     grid = math.gcd(*image_size) // patch
@@ -106,6 +111,7 @@ def swin_tiny(
         img_size=tuple(image_size),
         patch_size=patch,
         window_size=window,
+        drop_path_rate=drop_path_rate,
     )
     if not fused_attn:
         _disable_fused_attention(model)
