@@ -71,6 +71,8 @@ def test_eval_subset_stratified_stable_and_cached(dm):
     assert len(y_test) == 50
     with pytest.raises(ValueError, match="271"):
         dm.eval_subset(271)
+    with pytest.raises(ValueError, match="positive"):
+        dm.eval_subset(0)
 
 
 def test_train_shuffle_is_seeded_and_eval_is_ordered(dm):

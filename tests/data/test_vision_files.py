@@ -98,3 +98,17 @@ def test_missing_files_name_the_folder_and_the_fix(tmp_path, name, expects):
     assert os.path.abspath(root) in message and "data.download=true" in message and "copy" in message
     for text in expects:
         assert text in message
+
+
+def test_download_only_fetches_missing_files(cifar10_root, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("rxlit.data.vision.CIFAR10DataModule.fetch", lambda self: calls.append(self.root))
+    build_datamodule("cifar10", root=str(cifar10_root), download=True).prepare_data()
+    assert calls == []
+
+    def offline(self):
+        raise OSError("no network")
+
+    monkeypatch.setattr("rxlit.data.vision.CIFAR10DataModule.fetch", offline)
+    with pytest.raises(RuntimeError, match="download into .*empty.* failed \\(no network\\)"):
+        build_datamodule("cifar10", root=str(tmp_path / "empty"), download=True).prepare_data()

@@ -183,7 +183,8 @@ class RxDataModule(L.LightningDataModule):
         key = (int(n), split, bool(stratified))
         if key not in self._subsets:
             dataset = self.split(split)
-            check_positive_int("eval_subset n", n)
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"eval_subset needs a positive number of examples, got {n!r}")
             if n > len(dataset):
                 raise ValueError(
                     f"eval_subset asks for {n} examples but the {split} split has {len(dataset)}"

@@ -143,6 +143,8 @@ class TorchvisionDataModule(RxDataModule):
                 ) from err
 
     def load_splits(self) -> dict[str, TensorSplit]:
+        if self.download:  # setup() called without a Trainer, so prepare_data() may not have run
+            self.prepare_data()
         self.check_files()
         train_x, train_y = self.read(train=True)
         test_x, test_y = self.read(train=False)
