@@ -71,7 +71,7 @@ class ExampleRNG:
     def _keys(self, device: torch.device) -> Tensor:
         key = _mix32(torch.tensor(self.seed, dtype=torch.int64) + _GOLDEN)
         key = _mix32(key ^ _mix32(torch.tensor(self.epoch, dtype=torch.int64) + 0x632BE5AB))
-        key = _mix32(key ^ (self.stream * 0x85EBCA6B))
+        key = _mix32(key ^ ((self.stream * 0x85EBCA6B) & _MASK))  # masked: no int64 overflow
         keys = _mix32(key ^ _mix32(self.index + 0x27D4EB2F))
         return keys.to(device)
 

@@ -41,17 +41,22 @@ class NeighbourDistances:
 
 def neighbour_distances(model: nn.Module, x: Tensor, target: Tensor, method, n_samples: int,
                         sample: Callable, generator: Generator, chunk_size: int | None, options: dict,
-                        score: Callable[[Tensor, Tensor], Tensor] | None = None) -> NeighbourDistances:
+                        score: Callable[[Tensor, Tensor], Tensor] | None = None,
+                        common_noise: bool = False) -> NeighbourDistances:
     """Explain ``x`` and ``n_samples`` neighbours each, in chunks of flattened rows.
 
     Generators are spawned in a fixed order (neighbour noise, method noise at ``x``, method noise
     at the neighbours), so each example's numbers depend only on its key. With ``score`` the
     best neighbour of every example is kept (for the adversarial search's initialisation).
+    ``common_noise`` gives a stochastic method the same noise at ``x`` and at all its neighbours.
     """
     B, n = x.shape[0], n_samples
     noise = FlatStream(generator, B, n)
-    phi = explain_rows(model, x, target, method, rng.spawn(generator), options)
+    phi_noise = rng.spawn(generator)
     method_noise = FlatStream(generator, B, n)
+    if common_noise:
+        method_noise = _common(phi_noise, n)  # before explain() advances phi_noise's counter
+    phi = explain_rows(model, x, target, method, phi_noise, options)
     best_x = x.clone() if score is not None else None
     best = torch.full((B,), -torch.inf, device=x.device, dtype=x.dtype)
 
@@ -67,6 +72,16 @@ def neighbour_distances(model: nn.Module, x: Tensor, target: Tensor, method, n_s
 
     d = map_rows(B * n, default_chunk(x, chunk_size), chunk)
     return NeighbourDistances(phi, d[:, 0].view(B, n), d[:, 1].view(B, n), best_x)
+
+
+def _common(phi_noise: Generator, n_samples: int) -> FlatStream:
+    """Method noise for the neighbours equal to that at ``x`` (common random numbers)."""
+    if not isinstance(phi_noise, ExampleRNG):
+        raise ValueError("common_noise needs an ExampleRNG (pass seed= or generator=ExampleRNG(...))")
+    stream = FlatStream(None, 0, n_samples)
+    stream.generator = ExampleRNG(phi_noise.seed, phi_noise.index.repeat_interleave(n_samples),
+                                  phi_noise.epoch, phi_noise.stream)
+    return stream
 
 
 def _keep_best(best: Tensor, best_x: Tensor, e: Tensor, value: Tensor, x_near: Tensor) -> None:
@@ -87,7 +102,8 @@ def _prepare(model, x, target, generator, seed, index, epoch):
 def local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
                     generator: Generator = None, chunk_size: int | None = None, clip: bool = False,
-                    seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+                    common_noise: bool = False, seed: int | None = None, index=None, epoch: int = 0,
+                    **method_options) -> Tensor:
     """Local Lipschitz estimate of an explanation (Tan & Tian, ICML 2023, Sec. 3).
 
     ``L(x) = max_i ||phi(x) - phi(x_i)||_2 / ||x - x_i||_2`` over ``n_samples`` neighbours
@@ -95,18 +111,23 @@ def local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = N
     the L-inf ball of radius ``sigma`` (``noise="uniform"``); not normalised by ``||phi(x)||``.
     Matches Quantus' ``LocalLipschitzEstimate`` with ``normalise=False, abs=False`` and Euclidean
     numerator and denominator. Returns one value per example.
+
+    A stochastic method (SmoothGrad, LIME) gets independent keyed noise at every point, as each
+    call of it would (the paper's protocol). ``common_noise=True`` reuses the noise of ``phi(x)``
+    at every neighbour (needs an ExampleRNG), so the estimate measures the smoothed explanation
+    rather than its Monte Carlo error.
     """
     target, generator = _prepare(model, x, target, generator, seed, index, epoch)
     d = neighbour_distances(model, x, target, method, n_samples, neighbourhood(noise, sigma, clip),
-                            generator, chunk_size, method_options)
+                            generator, chunk_size, method_options, common_noise=common_noise)
     return (d.d_phi / d.d_x.clamp_min(torch.finfo(d.d_x.dtype).tiny)).amax(dim=1)
 
 
 def _sensitivity(model, x, target, method, n_samples, radius, normalize, reduce, generator,
-                 chunk_size, clip, seed, index, epoch, method_options) -> Tensor:
+                 chunk_size, clip, common_noise, seed, index, epoch, method_options) -> Tensor:
     target, generator = _prepare(model, x, target, generator, seed, index, epoch)
     d = neighbour_distances(model, x, target, method, n_samples, neighbourhood("uniform", radius, clip),
-                            generator, chunk_size, method_options)
+                            generator, chunk_size, method_options, common_noise=common_noise)
     sens = safe_ratio(d.d_phi, row_norm(d.phi).unsqueeze(1)) if normalize else d.d_phi
     return sens.amax(dim=1) if reduce == "max" else sens.mean(dim=1)
 
@@ -115,27 +136,29 @@ def _sensitivity(model, x, target, method, n_samples, radius, normalize, reduce,
 def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
                     generator: Generator = None, chunk_size: int | None = None, clip: bool = False,
-                    seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+                    common_noise: bool = False, seed: int | None = None, index=None, epoch: int = 0,
+                    **method_options) -> Tensor:
     """Max-sensitivity (Yeh et al., NeurIPS 2019, Def. 3.1), Monte Carlo estimate.
 
     ``max_j ||phi(x + delta_j) - phi(x)||_2 / ||phi(x)||_2`` over ``n_samples`` (50) uniform
     ``delta_j`` in the L-inf ball of radius ``radius`` (0.02). ``normalize=False`` drops the
     division; a zero ``phi(x)`` divides by 1. Equals Captum's ``sensitivity_max`` (whose output is
-    always normalised) given the same perturbations.
+    always normalised) given the same perturbations. ``common_noise``: see :func:`local_lipschitz`.
     """
     return _sensitivity(model, x, target, method, n_samples, radius, normalize, "max", generator,
-                        chunk_size, clip, seed, index, epoch, method_options)
+                        chunk_size, clip, common_noise, seed, index, epoch, method_options)
 
 
 @register_metric("avg_sensitivity")
 def avg_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
                     generator: Generator = None, chunk_size: int | None = None, clip: bool = False,
-                    seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+                    common_noise: bool = False, seed: int | None = None, index=None, epoch: int = 0,
+                    **method_options) -> Tensor:
     """Average sensitivity (Yeh et al., NeurIPS 2019, Sec. 3): the mean over the same uniform
     samples of ``||phi(x + delta) - phi(x)|| / ||phi(x)||`` (``normalize=False``: no division)."""
     return _sensitivity(model, x, target, method, n_samples, radius, normalize, "mean", generator,
-                        chunk_size, clip, seed, index, epoch, method_options)
+                        chunk_size, clip, common_noise, seed, index, epoch, method_options)
 
 
 # --- Adversarial sensitivity: projected gradient ascent on a smooth surrogate ------------------
