@@ -1,0 +1,15 @@
+"""Train a model: python scripts/train.py [model=resnet18] [adv=pgd] [trainer=ddp trainer.devices=4] ..."""
+
+import hydra
+from omegaconf import DictConfig
+
+from rxlit.training.run import train
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> float:
+    return train(cfg).get("fit", {}).get("val/acc", 0.0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""``train(cfg)``: everything ``scripts/train.py`` does, callable from tests and notebooks."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from rxlit.data import build_datamodule
+from rxlit.training.checkpoint import read_checkpoint, unique_run_dir
+from rxlit.training.loggers import build_logger
+from rxlit.training.module import RxLitModule
+from rxlit.training.summary import print_summary
+
+
+def to_dict(cfg: DictConfig | dict) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def make_datamodule(data_cfg: dict, seed: int):
+    spec = {k: v for k, v in data_cfg.items() if k != "attack"}
+    spec.setdefault("seed", seed)
+    return build_datamodule(**spec)
+
+
+def data_info(datamodule, name: str) -> dict:
+    return {"name": name, "num_classes": int(datamodule.num_classes), "in_chans": int(datamodule.in_chans),
+            "image_size": int(datamodule.image_size), "mean": [float(m) for m in datamodule.mean],
+            "std": [float(s) for s in datamodule.std]}
+
+
+def make_module(cfg: dict, datamodule) -> RxLitModule:
+    return RxLitModule(model=cfg["model"], data_info=data_info(datamodule, cfg["data"]["name"]),
+                       adv=cfg["adv"], reg=cfg["reg"], optim=cfg["optim"], sched=cfg["sched"],
+                       eval_attack=cfg["eval_attack"], seed=cfg["seed"],
+                       channels_last=cfg.get("channels_last", False), run_config=cfg)
+
+
+def make_callbacks(cfg: dict, ckpt_dir: Path) -> list[Callback]:
+    spec = cfg["callbacks"]
+    ckpt = spec["checkpoint"]
+    # Two checkpoints: the best by the monitored metric, and last.ckpt written every epoch (Lightning's
+    # save_last only writes it when a best checkpoint is written, which would lose the resume point).
+    callbacks: list[Callback] = [
+        ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=ckpt["monitor"], mode=ckpt["mode"],
+                        save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False),
+        ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
+                        enable_version_counter=False),
+    ]
+    if spec.get("progress_bar") == "rich":
+        callbacks.append(RichProgressBar(leave=True))
+    if spec.get("lr_monitor") and cfg["logger"]["name"] != "none":
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    callbacks.extend(make_extra_callbacks(cfg))
+    return callbacks
+
+
+def make_extra_callbacks(cfg: dict) -> list[Callback]:
+    """Callbacks from other config groups (the per-epoch explanation evaluation)."""
+    explain = cfg.get("explain") or {}
+    if not explain.get("enabled", False):
+        return []
+    from rxlit.callbacks import build_explain_callback
+
+    return [build_explain_callback(explain, seed=cfg["seed"])]
+
+
+def make_trainer(cfg: dict, callbacks: list[Callback], logger) -> L.Trainer:
+    spec = dict(cfg["trainer"])
+    # Validation runs explanations and attacks that need autograd: inference mode would break them.
+    spec["inference_mode"] = False
+    return L.Trainer(**spec, callbacks=callbacks, logger=logger if logger is not None else False,
+                     default_root_dir=cfg["paths"]["output_dir"])
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            out[key] = float(value)
+        elif isinstance(value, int | float):
+            out[key] = float(value)
+    return dict(sorted(out.items()))
+
+
+@rank_zero_only
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+def finish_wandb(logger) -> None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    if isinstance(logger, WandbLogger):
+        import wandb
+
+        wandb.finish()
+
+
+def train(cfg: DictConfig | dict) -> dict:
+    """Train, validate every epoch, test the best checkpoint; write config.json and metrics.json."""
+    cfg = to_dict(cfg)
+    start = time.time()
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    output_dir = Path(cfg["paths"]["output_dir"])
+    datamodule = make_datamodule(cfg["data"], cfg["seed"])
+    module = make_module(cfg, datamodule)
+    resuming = cfg.get("ckpt_path") is not None
+    if resuming:
+        read_checkpoint(cfg["ckpt_path"])
+        ckpt_dir = Path(cfg["ckpt_path"]).parent
+    else:
+        ckpt_dir = unique_run_dir(cfg["paths"]["checkpoints"], cfg["run_name"], resuming)
+    logger = build_logger(cfg["logger"], ckpt_dir.name, output_dir)
+    trainer = make_trainer(cfg, make_callbacks(cfg, ckpt_dir), logger)
+    write_json(output_dir / "config.json", cfg)
+    report = {"run_name": ckpt_dir.name, "checkpoint_dir": str(ckpt_dir), "output_dir": str(output_dir)}
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        report["fit"] = scalar_metrics(trainer.callback_metrics)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        report["test"] = scalar_metrics(tested[0]) if tested else {}
+        report.update(status="finished", best_checkpoint=best, epochs=trainer.current_epoch,
+                      global_step=trainer.global_step)
+    except BaseException as err:
+        report.update(status="failed", error=f"{err.__class__.__name__}: {err}")
+        raise
+    finally:
+        report["last_checkpoint"] = str(ckpt_dir / "last.ckpt") if (ckpt_dir / "last.ckpt").exists() else None
+        report["wall_time_s"] = round(time.time() - start, 2)
+        write_json(output_dir / "metrics.json", report)
+        finish_wandb(logger)
+    if trainer.is_global_zero:
+        print_summary(report)
+    return report
