@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -101,6 +102,68 @@ def map_chunks(fn: Callable[..., Tensor], *tensors: Tensor, chunk_size: int | No
     return torch.cat([fn(*(t[rows] for t in tensors)) for rows in iter_chunks(n, size)])
 
 
+def score_rows(model: nn.Module, build: Callable[[Tensor], Tensor], target: Tensor, n: int,
+               output: str = "logit", chunk_size: int | None = None, like: Tensor | None = None) -> Tensor:
+    """f at ``B * n`` perturbed inputs, built lazily chunk by chunk; returns (B, n).
+
+    ``build(rows)`` maps flat row indices ``b * n + j`` to the model inputs of those rows, so a
+    chunk never materialises more than ``chunk_size`` inputs (the memory budget of
+    :func:`chunk_rows` applied to ``like``, one input row, when not given).
+    """
+    batch = target.shape[0]
+    size = chunk_size or (chunk_rows(like) if like is not None else batch * n)
+    rows = torch.arange(batch * n, device=target.device)
+
+    def run(r: Tensor) -> Tensor:
+        with torch.no_grad():
+            return forward_scalar(model, build(r), target[r // n], output)
+
+    return map_chunks(run, rows, chunk_size=size).view(batch, n)
+
+
+def gradient_rows(model: nn.Module, inputs: Tensor, target: Tensor, output: str = "logit",
+                  chunk_size: int | None = None) -> Tensor:
+    """d f / d x at every row of ``inputs`` (targets per row), in memory-budgeted chunks."""
+    return map_chunks(lambda xs, ts: input_gradient(model, xs, ts, output), inputs, target,
+                      chunk_size=chunk_size)
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Evaluate ``model`` in eval mode and restore every module's own train/eval flag after.
+
+    Explanations are properties of the trained function: BatchNorm must use its running
+    statistics (else an example's explanation depends on its batch and the statistics drift)
+    and dropout must be off.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def check_options(fn: Callable, options: dict) -> None:
+    """Refuse options that ``fn`` does not accept, listing the valid ones."""
+    accepted = inspect.signature(fn).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+        return
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        valid = sorted(set(method_options(fn)) | (set(COMMON_OPTIONS) & set(accepted)))
+        raise ValueError(f"unknown option(s) {unknown} for method {getattr(fn, '__name__', fn)!r}; "
+                         f"valid options: {valid}")
+
+
+def get_method(method: str | Callable) -> Callable:
+    """A registered method by name, or the callable itself."""
+    if callable(method) and not isinstance(method, str):
+        return method
+    return METHODS.get(method)
+
+
 def _check_input(x: Tensor) -> None:
     if not isinstance(x, Tensor) or x.dim() < 2:
         raise ValueError("x must be a batched tensor of shape (B, ...) in [0, 1] pixel space")
@@ -114,24 +177,18 @@ def explain(model: nn.Module, x: Tensor, target: Tensor | int | None = None, met
 
     ``method`` is a registered name (see :func:`list_methods`) or any callable
     ``(model, x, target) -> Tensor``. Options not accepted by the method are refused.
+    The model is evaluated in eval mode; every module's train/eval flag is restored after.
     """
     _check_input(x)
-    target = resolve_target(model, x, target)
-    if callable(method) and not isinstance(method, str):
-        fn = method
-    else:
-        fn = METHODS.get(method)
+    fn = get_method(method)
+    check_options(fn, options)
     accepted = inspect.signature(fn).parameters
     takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
-    if not takes_kwargs:
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            valid = sorted(set(method_options(fn)) | (set(COMMON_OPTIONS) & set(accepted)))
-            raise ValueError(f"unknown option(s) {unknown} for method {getattr(fn, '__name__', fn)!r}; "
-                             f"valid options: {valid}")
     if generator is not None and ("generator" in accepted or takes_kwargs):
         options["generator"] = generator
-    out = fn(model, x, target, **options)
+    with eval_mode(model):
+        target = resolve_target(model, x, target)
+        out = fn(model, x, target, **options)
     if out.shape != x.shape:
         raise RuntimeError(f"method returned shape {tuple(out.shape)} for input {tuple(x.shape)}")
     return out
@@ -140,5 +197,5 @@ def explain(model: nn.Module, x: Tensor, target: Tensor | int | None = None, met
 @register_method("grad")
 def grad(model: nn.Module, x: Tensor, target: Tensor, *, output: str = "logit",
          chunk_size: int | None = None) -> Tensor:
-    """Vanilla (signed) gradient of the target score, Simonyan et al. 2014."""
-    return map_chunks(lambda xs, ts: input_gradient(model, xs, ts, output), x, target, chunk_size=chunk_size)
+    """Vanilla (signed) gradient of the target score, Simonyan et al. 2014 ("Grad" in Tan & Tian 2023)."""
+    return gradient_rows(model, x, target, output, chunk_size)

@@ -1,0 +1,47 @@
+"""Scoring perturbed copies of a batch: coalitions of feature groups and additive noise.
+
+A batch of ``B`` examples with ``n`` perturbations each is one flat set of ``B * n`` rows.
+The perturbation parameters (coalitions or noise, small) are drawn up front for the whole batch;
+the model inputs are built lazily inside each memory-budgeted chunk
+(:func:`rxlit.explain.core.score_rows`), so results never depend on the chunk size.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from rxlit.explain.core import score_rows
+from rxlit.explain.features import Groups
+
+
+def coalition_scores(model: nn.Module, x: Tensor, target: Tensor, groups: Groups, coalitions: Tensor,
+                     baseline: Tensor, output: str = "logit", chunk_size: int | None = None) -> Tensor:
+    """f at ``baseline + (x - baseline) * z`` for coalitions ``z`` (B, n, k) in {0, 1} (or any
+    per-group factor): group ``g`` is kept where ``z_g = 1`` and set to the baseline where 0.
+    Returns (B, n)."""
+    n = coalitions.shape[1]
+    flat = coalitions.to(x.dtype).flatten(0, 1)
+    start = baseline.flatten(1)
+    delta = x.flatten(1) - start
+
+    def build(rows: Tensor) -> Tensor:
+        example = rows // n
+        keep = groups.expand(flat[rows], example)
+        return (start[example] + delta[example] * keep).view(-1, *x.shape[1:])
+
+    return score_rows(model, build, target, n, output, chunk_size, like=x)
+
+
+def shifted_scores(model: nn.Module, x: Tensor, target: Tensor, groups: Groups, shifts: Tensor,
+                   output: str = "logit", chunk_size: int | None = None) -> Tensor:
+    """f at ``x + xi`` where group ``g`` of example ``b`` is shifted by ``shifts[b, j, g]`` (B, n, k).
+    Returns (B, n)."""
+    n = shifts.shape[1]
+    flat = shifts.to(x.dtype).flatten(0, 1)
+    base = x.flatten(1)
+
+    def build(rows: Tensor) -> Tensor:
+        example = rows // n
+        return (base[example] + groups.expand(flat[rows], example)).view(-1, *x.shape[1:])
+
+    return score_rows(model, build, target, n, output, chunk_size, like=x)
