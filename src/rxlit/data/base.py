@@ -9,6 +9,7 @@ Conventions (see docs/data.md and the design notes):
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import lightning as L
@@ -175,7 +176,8 @@ class RxDataModule(L.LightningDataModule):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """A fixed subset ``(x, y, index)`` of ``n`` examples of ``split``, without augmentation.
 
-        ``index`` is each example's position in the split (sorted ascending). With
+        ``index`` is each example's position in the split (sorted ascending). A split smaller
+        than ``n`` is returned whole, with a warning. With
         ``stratified`` the class counts follow the split's class proportions (largest
         remainder); otherwise the examples are a seeded uniform sample. The result depends only
         on ``seed``, ``n`` and the split, and is cached: call it every epoch.
@@ -186,9 +188,12 @@ class RxDataModule(L.LightningDataModule):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ValueError(f"eval_subset needs a positive number of examples, got {n!r}")
             if n > len(dataset):
-                raise ValueError(
-                    f"eval_subset asks for {n} examples but the {split} split has {len(dataset)}"
+                # A sweep may shrink a split (limit_val) below the evaluation size: use all of it.
+                warnings.warn(
+                    f"eval_subset asks for {n} examples but the {split} split has {len(dataset)}; using all of them",
+                    stacklevel=2,
                 )
+                n = len(dataset)
             labels = dataset.targets.numpy()
             pick = (
                 stratified_subset(labels, n, self.seed)

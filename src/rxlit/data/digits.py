@@ -10,7 +10,7 @@ from .datasets import RandomCropFlip, TensorSplit
 from .splits import stratified_split
 
 # The budget scaled to 8x8 digits: pixel values are coarse (multiples of 1/16) and an 8x8 digit
-# has 64 pixels, so MNIST's eps 0.3 would erase strokes. See docs/data.md.
+# has 64 pixels, so MNIST's eps 0.3 is close to a faint stroke's contrast. See docs/data.md.
 DIGITS_ATTACK = {"eps": 0.1, "step": 0.025, "steps": 7, "eps_l2": 0.5, "step_l2": 0.125}
 
 
