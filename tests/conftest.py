@@ -44,7 +44,7 @@ def make_cfg(tmp_path):
     """Compose configs/<name>.yaml with outputs and checkpoints inside tmp_path."""
 
     def factory(overrides: list[str] = (), config_name: str = "train", tiny: bool = True):
-        base = TINY if tiny else []
+        base = TINY if tiny else ["logger=none", "callbacks.progress_bar=tqdm", "callbacks.lr_monitor=false"]
         paths = [f"paths.output_dir={tmp_path / 'out'}", f"paths.checkpoints={tmp_path / 'ckpt'}"]
         return compose(config_name, [*base, *paths, *overrides])
 

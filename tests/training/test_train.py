@@ -142,3 +142,15 @@ def test_unknown_group_option_lists_valid_ones(make_cfg):
 
     with pytest.raises(ConfigCompositionException, match="optim.learning_rate"):
         make_cfg(["optim.learning_rate=0.1"])
+
+
+@pytest.mark.slow
+def test_pgd_training_gives_clearly_higher_pgd_accuracy(make_cfg, tmp_path):
+    """Same seed and budget (6 epochs on digits): PGD training raises PGD accuracy at eps = 0.1.
+    Measured: standard 0.60, PGD 0.74 (val, 256 fixed examples, 10-step PGD)."""
+    common = ["trainer.max_epochs=6", "trainer.enable_progress_bar=false"]
+    standard = train(make_cfg(["adv=none", *common], tiny=False))
+    robust = train(make_cfg(["adv=pgd", *common], tiny=False))
+    assert robust["fit"]["val/acc"] > 0.9 and standard["fit"]["val/acc"] > 0.9
+    assert robust["fit"]["val/adv_acc"] > standard["fit"]["val/adv_acc"] + 0.08
+    assert robust["test"]["test/adv_acc"] > standard["test"]["test/adv_acc"] + 0.08

@@ -83,6 +83,8 @@ def make_trainer(cfg: dict, callbacks: list[Callback], logger) -> L.Trainer:
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     out = {}
     for key, value in metrics.items():
+        if "/" not in key:  # progress-bar-only values
+            continue
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             out[key] = float(value)
         elif isinstance(value, int | float):

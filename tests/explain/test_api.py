@@ -1,0 +1,83 @@
+"""The explain() entry point, the registry and the Captum adapter."""
+
+import pytest
+import torch
+from conftest import tiny_cnn
+from torch import nn
+
+from rxlit.explain import captum_method, explain, list_methods, method_options
+
+ALL = ["clime", "grad", "grad_x_input", "guided_backprop", "integrated_gradients", "kernel_shap", "lime",
+       "noisy_baseline", "occlusion", "smoothed", "smoothgrad", "square", "unigrad"]
+
+
+def test_registry_lists_every_method_with_defaults():
+    methods = list_methods()
+    assert sorted(methods) == ALL
+    assert methods["smoothgrad"] == {"sigma": 0.03, "n": None}
+    assert methods["integrated_gradients"]["steps"] == 10
+    assert methods["lime"]["alpha"] == 1.0 and methods["lime"]["n_samples"] == 100
+    assert method_options("kernel_shap")["n_samples"] == 100
+
+
+def test_unknown_method_lists_valid_names(cnn, images):
+    with pytest.raises(ValueError, match="valid names: clime, grad, grad_x_input"):
+        explain(cnn, images, method="smoothgard")
+
+
+def test_unknown_option_lists_valid_options(cnn, images):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['sigmaa'\].*valid options: .*'n'.*'sigma'"):
+        explain(cnn, images, method="smoothgrad", sigmaa=0.1)
+    with pytest.raises(ValueError, match="unknown option"):
+        explain(cnn, images, method="smoothed", base="lime", base_options={"n_sample": 3})
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_shape_mode_and_no_grad_caller(method, images):
+    model = tiny_cnn()
+    model.train()
+    model[1].eval()  # a mixed state must come back exactly as it was
+    options = {"n": 2} if method in ("smoothgrad", "unigrad", "smoothed") else {}
+    if method in ("lime", "kernel_shap", "clime", "noisy_baseline"):
+        options = {"n_samples": 8}
+    with torch.no_grad():
+        out = explain(model, images, target=1, method=method, generator=torch.Generator().manual_seed(0), **options)
+    assert out.shape == images.shape and out.dtype == images.dtype and torch.isfinite(out).all()
+    assert model.training and not model[1].training and model[0].training
+
+
+def test_target_none_is_the_predicted_class(cnn, images):
+    predicted = cnn(images).argmax(1)
+    assert torch.equal(explain(cnn, images), explain(cnn, images, target=predicted))
+
+
+def test_prob_output_is_softmax_gradient(cnn, images):
+    x = images.clone().requires_grad_(True)
+    p = cnn(x).softmax(1)[:, 2].sum()
+    (expected,) = torch.autograd.grad(p, x)
+    assert torch.allclose(explain(cnn, images, 2, output="prob"), expected)
+
+
+def test_callable_method_and_captum_adapter(cnn, images):
+    from captum.attr import Saliency
+
+    def double_grad(model, x, target):
+        return 2 * explain(model, x, target)
+
+    assert torch.allclose(explain(cnn, images, 0, method=double_grad), 2 * explain(cnn, images, 0))
+    saliency = captum_method(Saliency, abs=False)
+    assert torch.allclose(explain(cnn, images, 0, method=saliency), explain(cnn, images, 0))
+    prob = captum_method(Saliency, output="prob", abs=False)
+    assert torch.allclose(explain(cnn, images, 0, method=prob), explain(cnn, images, 0, output="prob"))
+
+
+def test_guided_backprop_refuses_smooth_activations(images):
+    with pytest.raises(ValueError, match="GELU activation at '1'"):
+        explain(tiny_cnn(act=nn.GELU), images, method="guided_backprop")
+
+    class Functional(nn.Module):
+        def forward(self, x):
+            return nn.functional.silu(x.flatten(1)[:, :3])
+
+    with pytest.raises(ValueError, match="calls silu"):
+        explain(Functional(), images, 0, method="guided_backprop")

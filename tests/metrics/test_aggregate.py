@@ -1,0 +1,96 @@
+"""PerExampleMetric: mean and confidence interval over examples, across batches, epochs and ranks."""
+
+import os
+
+import pytest
+import torch
+
+from rxlit.metrics import PerExampleMetric, summarize
+
+
+def test_summarize_matches_the_t_interval():
+    values = torch.tensor([1.0, 2.0, 3.0, 4.0, 10.0], dtype=torch.float64)
+    out = summarize(values)
+    mean, std = values.mean().item(), values.std().item()
+    half = 2.7764451051977987 * std / 5 ** 0.5  # t_{0.975, 4}
+    assert out["n"] == 5 and abs(out["mean"] - mean) < 1e-12 and abs(out["std"] - std) < 1e-12
+    assert abs(out["ci_low"] - (mean - half)) < 1e-9 and abs(out["ci_high"] - (mean + half)) < 1e-9
+    with_nan = summarize(torch.tensor([1.0, float("nan"), 3.0]))
+    assert with_nan["n"] == 2 and with_nan["n_dropped"] == 1 and with_nan["mean"] == 2.0
+
+
+def test_two_ranks_merged_equal_one_process_and_padding_is_deduplicated():
+    g = torch.Generator().manual_seed(0)
+    values = torch.randn(100, generator=g, dtype=torch.float64)
+    single = PerExampleMetric()
+    for rows in torch.arange(100).split(16):  # batches
+        single.update(values[rows], rows)
+    # DistributedSampler(100 examples, 2 ranks, batch 16): interleaved, padded by repeating index 0, 1
+    padded = torch.cat([torch.arange(100), torch.arange(2)])
+    ranks = [PerExampleMetric(), PerExampleMetric()]
+    for r, metric in enumerate(ranks):
+        for rows in padded[r::2].split(16):
+            metric.update(values[rows], rows)
+    ranks[0].merge_state(ranks[1])
+    merged, expected = ranks[0].compute(), single.compute()
+    assert merged["n"] == 100
+    for key in ("mean", "ci_low", "ci_high", "std"):
+        torch.testing.assert_close(merged[key], expected[key])
+    torch.testing.assert_close(merged["mean"], values.mean())
+
+
+def test_reset_between_epochs_and_unindexed_values_all_count():
+    metric = PerExampleMetric()
+    metric.update(torch.ones(4))
+    metric.update(torch.ones(4))
+    assert metric.compute()["n"] == 8  # no index: nothing to deduplicate
+    metric.reset()
+    metric.update(torch.tensor([2.0, 4.0]), torch.tensor([5, 6]))
+    assert metric.compute()["mean"] == 3.0 and metric.compute()["n"] == 2
+
+
+def test_confidence_interval_covers_the_true_mean_about_95_percent_of_the_time():
+    g = torch.Generator().manual_seed(1)
+    draws = torch.empty(400, 30, dtype=torch.float64).exponential_(1.0, generator=g)  # true mean 1
+    covered = 0
+    for row in draws:  # 400 independent experiments
+        out = summarize(row)
+        covered += out["ci_low"] <= 1.0 <= out["ci_high"]
+    assert 0.90 <= covered / 400 <= 0.99
+
+
+def _ddp_worker(rank: int, world: int, port: str, queue) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    values = torch.arange(10, dtype=torch.float64) ** 2
+    index = torch.cat([torch.arange(10), torch.tensor([0, 1])])[rank::world]  # sampler padding: 6 + 6
+    metric = PerExampleMetric()
+    metric.update(values[index], index)
+    out = metric.compute()
+    if rank == 0:
+        queue.put({k: float(v) for k, v in out.items()})
+    dist.destroy_process_group()
+
+
+@pytest.mark.ddp
+def test_real_two_process_gloo_sync():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    out = queue.get(timeout=120)
+    for p in procs:
+        p.join(timeout=60)
+    expected = summarize(torch.arange(10, dtype=torch.float64) ** 2)
+    assert out["n"] == 10
+    assert abs(out["mean"] - expected["mean"]) < 1e-12 and abs(out["ci_high"] - expected["ci_high"]) < 1e-9

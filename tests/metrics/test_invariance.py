@@ -1,0 +1,64 @@
+"""Keyed randomness: a metric value depends on (seed, example index, epoch) only -- not on the
+batch composition, the chunk size, or (by extension) the number of DDP ranks."""
+
+import pytest
+import torch
+from conftest import smoothgrad_local
+
+from rxlit.metrics import avg_sensitivity, infidelity, local_lipschitz, max_sensitivity
+from rxlit.rng import ExampleRNG
+
+CASES = {
+    "lipschitz_grad": lambda m, x, y, **kw: local_lipschitz(m, x, y, "grad", n_samples=12, **kw),
+    "lipschitz_smoothgrad": lambda m, x, y, **kw: local_lipschitz(m, x, y, smoothgrad_local, n_samples=6,
+                                                                  **kw),
+    "max_sensitivity": lambda m, x, y, **kw: max_sensitivity(m, x, y, "grad", n_samples=12, radius=0.1, **kw),
+    "infidelity": lambda m, x, y, **kw: infidelity(m, x, y, n_samples=12, **kw),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_batch_of_one_equals_batch_of_32(trained, case):
+    model, x, y = trained
+    metric = CASES[case]
+    index = torch.arange(100, 132)
+    batched = metric(model, x, y, seed=7, index=index, epoch=2)
+    # examples one at a time, in reverse order: each keyed by its own index
+    alone = torch.cat([metric(model, x[i:i + 1], y[i:i + 1], seed=7, index=index[i:i + 1], epoch=2)
+                       for i in reversed(range(32))]).flip(0)
+    torch.testing.assert_close(batched, alone, rtol=1e-10, atol=1e-12)
+    # a different epoch or seed gives different noise
+    assert not torch.allclose(batched, metric(model, x, y, seed=7, index=index, epoch=3))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_chunk_size_does_not_change_the_value(trained, case):
+    model, x, y = trained
+    metric = CASES[case]
+    x, y = x[:6], y[:6]
+    one = metric(model, x, y, generator=ExampleRNG(3, torch.arange(6)), chunk_size=1)
+    big = metric(model, x, y, generator=ExampleRNG(3, torch.arange(6)), chunk_size=1000)
+    odd = metric(model, x, y, generator=ExampleRNG(3, torch.arange(6)), chunk_size=7)
+    torch.testing.assert_close(one, big, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(odd, big, rtol=1e-10, atol=1e-12)
+
+
+def test_same_seed_same_numbers_and_torch_generator_is_deterministic(trained):
+    model, x, y = trained
+    a = local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, seed=1)
+    b = local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, seed=1)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    torch.testing.assert_close(avg_sensitivity(model, x, y, generator=g1, n_samples=5),
+                               avg_sensitivity(model, x, y, generator=g2, n_samples=5), rtol=0, atol=0)
+
+
+def test_common_noise_removes_the_monte_carlo_error_of_a_stochastic_method(trained):
+    model, x, y = trained
+    # with the same inner noise at x and its neighbours, SmoothGrad's change is that of a smooth
+    # average of gradients; with fresh noise it also carries the Monte Carlo error of both points
+    fresh = local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, seed=0, sigma=0.01)
+    common = local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, seed=0, sigma=0.01, common_noise=True)
+    assert common.mean() < 0.5 * fresh.mean()
+    with pytest.raises(ValueError, match="ExampleRNG"):
+        local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, common_noise=True)
