@@ -45,7 +45,8 @@ def captum_method(captum_cls: Callable[[nn.Module], object], output: str = "logi
     def method(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         forward = model if output == "logit" else ProbabilityModel(model)
         with torch.enable_grad(), eval_mode(model):
-            attribution = captum_cls(forward).attribute(x.detach().clone(), target=target, **attr_kwargs)
+            attribution = captum_cls(forward).attribute(x.detach().clone().requires_grad_(True), target=target,
+                                                           **attr_kwargs)
         return attribution.detach()
 
     method.__name__ = f"captum_{getattr(captum_cls, '__name__', 'method')}"

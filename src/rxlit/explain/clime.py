@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from rxlit import rng
 from rxlit.explain.core import register_method
 from rxlit.explain.features import feature_groups
+from rxlit.explain.noise import group_normal
 from rxlit.explain.perturbation import shifted_scores
 from rxlit.explain.regression import least_squares
 
@@ -33,7 +34,7 @@ def clime(model: nn.Module, x: Tensor, target: Tensor, *, sigma: float = 0.03, n
     group's slope is broadcast back to them.
     """
     groups = feature_groups(x, features, n_features, feature_options)
-    shifts = sigma * rng.normal(generator, x.shape[0], (n_samples, groups.k), device=x.device, dtype=x.dtype)
+    shifts = sigma * group_normal(generator, x.shape[0], n_samples, groups.k, device=x.device, dtype=x.dtype)
     shifts = shifts * groups.active.unsqueeze(1)
     scores = shifted_scores(model, x, target, groups, shifts, output, chunk_size)
     coef = least_squares(shifts, scores, alpha=0.0, intercept=True)[0]

@@ -29,6 +29,10 @@ def quadrature(rule: str, steps: int) -> tuple[list[float], list[float]]:
     left ``k/n`` (k = 0..n-1), right ``k/n`` (k = 1..n), middle ``(k + 1/2)/n``, trapezoid
     ``k/(n-1)`` (k = 0..n-1, end weights halved), all with weight ``1/n``; Gauss-Legendre nodes
     and weights rescaled from [-1, 1] to [0, 1]. Computed in float64.
+
+    Captum's trapezoid keeps the step ``1/n`` although its points are ``1/(n-1)`` apart, so its
+    weights sum to ``1 - 1/n`` (IG of a linear f comes out scaled by ``1 - 1/n``); we keep that for
+    parity. The default, Gauss-Legendre (also Captum's default), is exact for linear f.
     """
     if rule == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
@@ -57,11 +61,12 @@ def as_baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
 
 @register_method("integrated_gradients")
 def integrated_gradients(model: nn.Module, x: Tensor, target: Tensor, *, baseline: float | Tensor = 0.0,
-                         steps: int = 10, rule: str = "riemann_trapezoid", output: str = "logit",
+                         steps: int = 10, rule: str = "gausslegendre", output: str = "logit",
                          chunk_size: int | None = None) -> Tensor:
     """Integrated Gradients (Sundararajan et al., ICML 2017), as in Tan & Tian 2023 (zero
     baseline, 10 points): ``(x - x') * sum_k w_k grad f(x' + alpha_k (x - x'))`` with the
-    quadrature of :func:`quadrature` (Captum's rule names and points).
+    quadrature of :func:`quadrature` (Captum's rule names, points and weights; Gauss-Legendre by
+    default, as Captum). ``baseline`` is a scalar or a tensor broadcastable to x.
     """
     alphas, weights = quadrature(rule, steps)
     base = as_baseline(baseline, x)

@@ -91,10 +91,11 @@ def check_relu_network(model: nn.Module) -> None:
 
 def guided_gradient(model: nn.Module, x: Tensor, target: Tensor, output: str = "logit") -> Tensor:
     """The guided-backprop gradient of f for every row of x (one forward, one backward)."""
-    with torch.enable_grad(), GuidedReLUMode():
+    with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        f = scalar_output(model(x), target, output)
-    (grad,) = torch.autograd.grad(f.sum(), x)
+        with GuidedReLUMode():
+            f = scalar_output(model(x), target, output).sum()
+        (grad,) = torch.autograd.grad(f, x)
     return grad
 
 

@@ -22,6 +22,7 @@ from rxlit import rng
 from rxlit.explain.core import register_method
 from rxlit.explain.features import Groups, feature_groups
 from rxlit.explain.gradients import as_baseline
+from rxlit.explain.noise import group_uniform
 from rxlit.explain.perturbation import coalition_scores
 from rxlit.explain.regression import least_squares
 
@@ -31,8 +32,7 @@ _EPS = 1e-8  # torch.nn.CosineSimilarity's eps, as in Captum
 
 def lime_coalitions(generator: rng.Generator, groups: Groups, n: int, device=None) -> Tensor:
     """Coalitions (B, n, k): each active group kept with probability 1/2 (inactive groups: 0)."""
-    batch = groups.index.shape[0]
-    draws = rng.uniform(generator, batch, (n, groups.k), device=device, dtype=torch.float64)
+    draws = group_uniform(generator, groups.index.shape[0], n, groups.k, device=device)
     return ((draws < 0.5) & groups.active.unsqueeze(1)).to(torch.float64)
 
 

@@ -54,3 +54,25 @@ def draw(kernel: str, scale: float, generator: rng.Generator, batch: int, shape:
         tail = (1 - 2 * centred.abs()).clamp_min(torch.finfo(centred.dtype).tiny)
         return -scale * centred.sign() * torch.log(tail)
     raise ValueError(f"unknown kernel {kernel!r}; valid kernels: {', '.join(KERNELS)}")
+
+
+def group_uniform(generator: rng.Generator, batch: int, n: int, k: int, device=None,
+                  dtype=torch.float64) -> Tensor:
+    """Uniforms (batch, n, k) for ``n`` samples over ``k`` feature groups, drawn group-major.
+
+    Drawn as (k, n) and transposed, so with an :class:`~rxlit.rng.ExampleRNG` the values of an
+    example's group ``g`` do not depend on ``k`` -- the largest group count in the batch (e.g.
+    quickshift superpixels): an example gets the same coalitions alone or in any batch.
+    """
+    return rng.uniform(generator, batch, (k, n), device=device, dtype=dtype).transpose(1, 2)
+
+
+def group_normal(generator: rng.Generator, batch: int, n: int, k: int, device=None,
+                 dtype=torch.float64) -> Tensor:
+    """Standard normals (batch, n, k), group-major like :func:`group_uniform` (Box-Muller on two
+    group-major uniform draws; :func:`rxlit.rng.normal`'s layout would depend on ``k``)."""
+    u1 = group_uniform(generator, batch, n, k, device, torch.float64)
+    u2 = group_uniform(generator, batch, n, k, device, torch.float64)
+    radius = torch.sqrt(-2 * torch.log(u1.clamp_min(torch.finfo(torch.float64).tiny)))
+    return (radius * torch.cos(2 * math.pi * u2)).to(dtype)
+

@@ -21,6 +21,7 @@ from rxlit import rng
 from rxlit.explain.core import register_method
 from rxlit.explain.features import Groups, feature_groups
 from rxlit.explain.gradients import as_baseline
+from rxlit.explain.noise import group_uniform
 from rxlit.explain.perturbation import coalition_scores
 from rxlit.explain.regression import efficient_least_squares
 
@@ -47,7 +48,7 @@ def shap_coalitions(generator: rng.Generator, groups: Groups, n: int, device=Non
     active = groups.active.unsqueeze(1)
     counts = groups.active.sum(dim=1)
     u_size = rng.uniform(generator, batch, (n - 2,), device=device, dtype=torch.float64)
-    u_pick = rng.uniform(generator, batch, (n - 2, k), device=device, dtype=torch.float64)
+    u_pick = group_uniform(generator, batch, n - 2, k, device=device)
     if k > 1:
         cdf = shapley_size_cdf(counts, k)
         index = torch.searchsorted(cdf, u_size, right=True)  # round-off may give u >= cdf[-1]
