@@ -63,15 +63,18 @@ def _ddp_worker(rank: int, world: int, port: str, queue) -> None:
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    values = torch.arange(10, dtype=torch.float64) ** 2
-    index = torch.cat([torch.arange(10), torch.tensor([0, 1])])[rank::world]  # sampler padding: 6 + 6
-    metric = PerExampleMetric()
-    metric.update(values[index], index)
-    out = metric.compute()
-    if rank == 0:
-        queue.put({k: float(v) for k, v in out.items()})
-    dist.destroy_process_group()
+    try:
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+        values = torch.arange(10, dtype=torch.float64) ** 2
+        index = torch.cat([torch.arange(10), torch.tensor([0, 1])])[rank::world]  # sampler padding: 6 + 6
+        metric = PerExampleMetric()
+        metric.update(values[index], index)
+        out = metric.compute()
+        if rank == 0:
+            queue.put({k: float(v) for k, v in out.items()})
+        dist.destroy_process_group()
+    except Exception as error:  # report instead of leaving the parent waiting
+        queue.put(repr(error))
 
 
 @pytest.mark.ddp
@@ -88,9 +91,10 @@ def test_real_two_process_gloo_sync():
     procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    out = queue.get(timeout=120)
+    out = queue.get(timeout=60)
     for p in procs:
-        p.join(timeout=60)
+        p.join(timeout=30)
+    assert isinstance(out, dict), out
     expected = summarize(torch.arange(10, dtype=torch.float64) ** 2)
     assert out["n"] == 10
     assert abs(out["mean"] - expected["mean"]) < 1e-12 and abs(out["ci_high"] - expected["ci_high"]) < 1e-9

@@ -81,7 +81,7 @@ class PerExampleMetric(Metric):
 
     def examples(self) -> tuple[Tensor, Tensor]:
         """The deduplicated (values, indices), sorted by index (unindexed values last)."""
-        if not self.values:
+        if isinstance(self.values, list) and not self.values:  # after a DDP sync the states are tensors
             return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
         values, indices = dim_zero_cat(self.values), dim_zero_cat(self.indices)
         keep = indices < 0

@@ -123,10 +123,10 @@ def local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = N
     return (d.d_phi / d.d_x.clamp_min(torch.finfo(d.d_x.dtype).tiny)).amax(dim=1)
 
 
-def _sensitivity(model, x, target, method, n_samples, radius, normalize, reduce, generator,
+def _sensitivity(model, x, target, method, n_samples, radius, noise, normalize, reduce, generator,
                  chunk_size, clip, common_noise, seed, index, epoch, method_options) -> Tensor:
     target, generator = _prepare(model, x, target, generator, seed, index, epoch)
-    d = neighbour_distances(model, x, target, method, n_samples, neighbourhood("uniform", radius, clip),
+    d = neighbour_distances(model, x, target, method, n_samples, neighbourhood(noise, radius, clip),
                             generator, chunk_size, method_options, common_noise=common_noise)
     sens = safe_ratio(d.d_phi, row_norm(d.phi).unsqueeze(1)) if normalize else d.d_phi
     return sens.amax(dim=1) if reduce == "max" else sens.mean(dim=1)
@@ -135,29 +135,32 @@ def _sensitivity(model, x, target, method, n_samples, radius, normalize, reduce,
 @register_metric("max_sensitivity")
 def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
-                    generator: Generator = None, chunk_size: int | None = None, clip: bool = False,
+                    noise: str | Callable = "uniform", generator: Generator = None,
+                    chunk_size: int | None = None, clip: bool = False,
                     common_noise: bool = False, seed: int | None = None, index=None, epoch: int = 0,
                     **method_options) -> Tensor:
     """Max-sensitivity (Yeh et al., NeurIPS 2019, Def. 3.1), Monte Carlo estimate.
 
     ``max_j ||phi(x + delta_j) - phi(x)||_2 / ||phi(x)||_2`` over ``n_samples`` (50) uniform
     ``delta_j`` in the L-inf ball of radius ``radius`` (0.02). ``normalize=False`` drops the
-    division; a zero ``phi(x)`` divides by 1. Equals Captum's ``sensitivity_max`` (whose output is
-    always normalised) given the same perturbations. ``common_noise``: see :func:`local_lipschitz`.
+    division; a zero ``phi(x)`` divides by 1. ``noise`` may also be ``"gaussian"`` (std
+    ``radius``) or a callable ``x_rows -> x_perturbed`` (Captum's ``perturb_func``). Equals Captum's
+    ``sensitivity_max`` (whose output is always normalised) given the same perturbations. ``common_noise``: see :func:`local_lipschitz`.
     """
-    return _sensitivity(model, x, target, method, n_samples, radius, normalize, "max", generator,
+    return _sensitivity(model, x, target, method, n_samples, radius, noise, normalize, "max", generator,
                         chunk_size, clip, common_noise, seed, index, epoch, method_options)
 
 
 @register_metric("avg_sensitivity")
 def avg_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
-                    generator: Generator = None, chunk_size: int | None = None, clip: bool = False,
+                    noise: str | Callable = "uniform", generator: Generator = None,
+                    chunk_size: int | None = None, clip: bool = False,
                     common_noise: bool = False, seed: int | None = None, index=None, epoch: int = 0,
                     **method_options) -> Tensor:
     """Average sensitivity (Yeh et al., NeurIPS 2019, Sec. 3): the mean over the same uniform
     samples of ``||phi(x + delta) - phi(x)|| / ||phi(x)||`` (``normalize=False``: no division)."""
-    return _sensitivity(model, x, target, method, n_samples, radius, normalize, "mean", generator,
+    return _sensitivity(model, x, target, method, n_samples, radius, noise, normalize, "mean", generator,
                         chunk_size, clip, common_noise, seed, index, epoch, method_options)
 
 
