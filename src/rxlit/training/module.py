@@ -86,8 +86,9 @@ class RxLitModule(L.LightningModule):
 
     def _check_finite_loss(self, loss: Tensor) -> None:
         finite = bool(torch.isfinite(loss))
-        if self.trainer is not None and self.trainer.world_size > 1:
-            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        trainer = self._trainer  # None when the step runs outside a Trainer (benchmarks, notebooks)
+        if trainer is not None and trainer.world_size > 1:
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
         if finite:
             return
         raise NonFiniteLossError(
