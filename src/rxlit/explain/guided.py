@@ -68,16 +68,20 @@ class GuidedReLUMode(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+# Pointwise activation classes live in these modules (torch's and timm's); checked by name so
+# that guided backprop does not import timm.
+_ACTIVATION_HOMES = ("torch.nn.modules.activation", "timm.layers.activations")
+_NOT_POINTWISE = {"Softmax", "Softmin", "LogSoftmax", "Softmax2d", "MultiheadAttention"}
+
+
 def _is_other_activation(module: nn.Module) -> bool:
+    """True for any activation module other than ReLU (torch's or timm's GELUTanh, QuickGELU, ...)."""
     if isinstance(module, nn.ReLU):
         return False
     if isinstance(module, _OTHER_MODULES):
         return True
-    try:  # the model registry also knows timm's activation classes (GELUTanh, QuickGELU, ...)
-        from rxlit.models.activations import is_activation
-    except ImportError:
-        return False
-    return is_activation(module)
+    cls = type(module)
+    return cls.__module__.startswith(_ACTIVATION_HOMES) and cls.__name__ not in _NOT_POINTWISE
 
 
 def check_relu_network(model: nn.Module) -> None:
