@@ -53,7 +53,7 @@ def infidelity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, 
                perturbation: str | Callable = "noisy_baseline", n_samples: int | None = None,
                scale: float | None = None, normalize: bool = True, max_side: int = 10, output: str = "logit",
                method="grad", generator: Generator = None, chunk_size: int | None = None,
-               seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+               seed: int | None = None, index=None, epoch: int = 0, method_options: dict | None = None, **options) -> Tensor:
     """Explanation infidelity (Yeh et al., NeurIPS 2019, Def. 2.1).
 
     ``INFD(phi, f, x) = E_I[(I^T phi - (f(x) - f(x - I)))^2]``, a Monte Carlo mean over
@@ -65,6 +65,7 @@ def infidelity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, 
     may be a callable ``x_rows -> (I, x_rows - I)`` in Captum's convention, called on the
     flattened, repeat-interleaved inputs of each chunk.
     """
+    method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     target = resolve_target(model, x, target)
     generator = resolve_generator(generator, x.shape[0], seed, index, epoch)
     if callable(perturbation):
@@ -130,7 +131,7 @@ def tan_faithfulness(model: nn.Module, x: Tensor, target: Tensor | int | None = 
                      attributions: Tensor | None = None, groups: int | Tensor | str = 100,
                      similarity: str = "inverse_l2", reference: float | Tensor = 0.0, output: str = "logit",
                      method="grad", generator: Generator = None, chunk_size: int | None = None,
-                     seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+                     seed: int | None = None, index=None, epoch: int = 0, method_options: dict | None = None, **options) -> Tensor:
     """Faithfulness ``Sim(phi(x), p(x))`` (Tan & Tian, ICML 2023, Sec. 6).
 
     Per feature Tan & Tian use ``p_i = (f(x) - f(x with x_i := r_i)) / (x_i - r_i)``, reference 0,
@@ -146,6 +147,7 @@ def tan_faithfulness(model: nn.Module, x: Tensor, target: Tensor | int | None = 
     ``sum_G theta_j (x_j - r_j) / c_G``, so the score is maximal (distance 0, correlations 1).
     Groups with ``c_G = 0`` (all pixels at the reference) get ``p_G = phi_G = 0``.
     """
+    method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     if similarity not in SIMILARITIES:
         raise ValueError(f"unknown similarity {similarity!r}; valid: {sorted(SIMILARITIES)}")
     target = resolve_target(model, x, target)
@@ -202,7 +204,7 @@ def _removal_auc(model, x, target, attributions, groups, n_steps, reference, out
 def deletion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = None, attributions: Tensor | None = None,
                  groups: int | Tensor | str = 100, n_steps: int | None = None, reference: float | Tensor = 0.0,
                  output: str = "prob", method="grad", generator: Generator = None, chunk_size: int | None = None,
-                 seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+                 seed: int | None = None, index=None, epoch: int = 0, method_options: dict | None = None, **options) -> Tensor:
     """Deletion AUC (Petsiuk et al., RISE, BMVC 2018): lower is more faithful.
 
     Groups are ranked by their summed attribution; at step ``k = 0..K`` (``K = n_steps``, default
@@ -210,6 +212,7 @@ def deletion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = None
     ``f`` (default the target's softmax probability) is recorded. Returns the trapezoid area under
     ``f`` against ``k / K`` in [0, 1].
     """
+    method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     return _removal_auc(model, x, target, attributions, groups, n_steps, reference, output, False, method,
                         generator, chunk_size, seed, index, epoch, method_options)
 
@@ -218,13 +221,14 @@ def deletion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = None
 def insertion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = None, attributions: Tensor | None = None,
                   groups: int | Tensor | str = 100, n_steps: int | None = None, reference: float | Tensor = 0.0,
                   output: str = "prob", method="grad", generator: Generator = None, chunk_size: int | None = None,
-                  seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+                  seed: int | None = None, index=None, epoch: int = 0, method_options: dict | None = None, **options) -> Tensor:
     """Insertion AUC (Petsiuk et al., RISE, BMVC 2018): higher is more faithful.
 
     Starts from ``reference`` (0 by default; pass a blurred image for RISE's variant) and inserts
     the groups of ``x`` in decreasing order of summed attribution; same steps and area as
     :func:`deletion_auc`.
     """
+    method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     return _removal_auc(model, x, target, attributions, groups, n_steps, reference, output, True, method,
                         generator, chunk_size, seed, index, epoch, method_options)
 
@@ -237,7 +241,7 @@ def faithfulness_correlation(model: nn.Module, x: Tensor, target: Tensor | int |
                              subset_size: int | float = 0.1, groups: int | Tensor | str | None = None,
                              reference: float | Tensor = 0.0, output: str = "logit", method="grad",
                              generator: Generator = None, chunk_size: int | None = None,
-                             seed: int | None = None, index=None, epoch: int = 0, **method_options) -> Tensor:
+                             seed: int | None = None, index=None, epoch: int = 0, method_options: dict | None = None, **options) -> Tensor:
     """Faithfulness correlation (Bhatt et al., IJCAI 2020, Def. 3).
 
     ``corr_S( sum_{i in S} phi_i , f(x) - f(x with x_S := reference) )`` (Pearson) over
@@ -245,6 +249,7 @@ def faithfulness_correlation(model: nn.Module, x: Tensor, target: Tensor | int |
     features), drawn uniformly without replacement. Features are input entries (``groups=None``)
     or pixel groups (summed attributions, all channels set together).
     """
+    method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     target = resolve_target(model, x, target)
     generator = resolve_generator(generator, x.shape[0], seed, index, epoch)
     B, n = x.shape[0], n_samples

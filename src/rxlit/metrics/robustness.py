@@ -103,7 +103,7 @@ def local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = N
                     n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
                     generator: Generator = None, chunk_size: int | None = None, clip: bool = False,
                     common_noise: bool = False, seed: int | None = None, index=None, epoch: int = 0,
-                    **method_options) -> Tensor:
+                    method_options: dict | None = None, **options) -> Tensor:
     """Local Lipschitz estimate of an explanation (Tan & Tian, ICML 2023, Sec. 3).
 
     ``L(x) = max_i ||phi(x) - phi(x_i)||_2 / ||x - x_i||_2`` over ``n_samples`` neighbours
@@ -117,6 +117,7 @@ def local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = N
     at every neighbour (needs an ExampleRNG), so the estimate measures the smoothed explanation
     rather than its Monte Carlo error.
     """
+    method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     target, generator = _prepare(model, x, target, generator, seed, index, epoch)
     d = neighbour_distances(model, x, target, method, n_samples, neighbourhood(noise, sigma, clip),
                             generator, chunk_size, method_options, common_noise=common_noise)
@@ -138,7 +139,7 @@ def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = N
                     noise: str | Callable = "uniform", generator: Generator = None,
                     chunk_size: int | None = None, clip: bool = False,
                     common_noise: bool = False, seed: int | None = None, index=None, epoch: int = 0,
-                    **method_options) -> Tensor:
+                    method_options: dict | None = None, **options) -> Tensor:
     """Max-sensitivity (Yeh et al., NeurIPS 2019, Def. 3.1), Monte Carlo estimate.
 
     ``max_j ||phi(x + delta_j) - phi(x)||_2 / ||phi(x)||_2`` over ``n_samples`` (50) uniform
@@ -147,6 +148,7 @@ def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = N
     ``radius``) or a callable ``x_rows -> x_perturbed`` (Captum's ``perturb_func``). Equals Captum's
     ``sensitivity_max`` (whose output is always normalised) given the same perturbations. ``common_noise``: see :func:`local_lipschitz`.
     """
+    method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     return _sensitivity(model, x, target, method, n_samples, radius, noise, normalize, "max", generator,
                         chunk_size, clip, common_noise, seed, index, epoch, method_options)
 
@@ -157,9 +159,10 @@ def avg_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = N
                     noise: str | Callable = "uniform", generator: Generator = None,
                     chunk_size: int | None = None, clip: bool = False,
                     common_noise: bool = False, seed: int | None = None, index=None, epoch: int = 0,
-                    **method_options) -> Tensor:
+                    method_options: dict | None = None, **options) -> Tensor:
     """Average sensitivity (Yeh et al., NeurIPS 2019, Sec. 3): the mean over the same uniform
     samples of ``||phi(x + delta) - phi(x)|| / ||phi(x)||`` (``normalize=False``: no division)."""
+    method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     return _sensitivity(model, x, target, method, n_samples, radius, noise, normalize, "mean", generator,
                         chunk_size, clip, common_noise, seed, index, epoch, method_options)
 
@@ -234,7 +237,7 @@ def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | 
                             step_size: float | None = None, beta: float = 10.0, normalize: bool = True,
                             n_directions: int = 8, generator: Generator = None,
                             chunk_size: int | None = None, clip: bool = False, seed: int | None = None,
-                            index=None, epoch: int = 0, **method_options) -> Tensor:
+                            index=None, epoch: int = 0, method_options: dict | None = None, **options) -> Tensor:
     """Worst-case sensitivity in the L-inf ball (the max of Yeh et al.'s ``SENS_max``, searched).
 
     1. Monte Carlo: the ``n_samples`` uniform samples of :func:`max_sensitivity`; the best one per
@@ -246,6 +249,7 @@ def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | 
     3. Every iterate is scored with the TRUE explanation of ``model``; the best change found is
        returned, normalised by ``||phi(x)||`` when ``normalize`` (as :func:`max_sensitivity`).
     """
+    method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     target, generator = _prepare(model, x, target, generator, seed, index, epoch)
     d = neighbour_distances(model, x, target, method, n_samples, neighbourhood("uniform", radius, clip),
                             generator, chunk_size, method_options, score=lambda d_phi, d_x: d_phi)
