@@ -63,6 +63,7 @@ def _ddp_worker(rank: int, world: int, port: str, queue) -> None:
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    torch.set_num_threads(1)  # forked child: stay off the parent's thread pool
     try:
         dist.init_process_group("gloo", rank=rank, world_size=world)
         values = torch.arange(10, dtype=torch.float64) ** 2
@@ -86,7 +87,7 @@ def test_real_two_process_gloo_sync():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")  # no re-import of torch in the children: quick
     queue = ctx.Queue()
     procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, queue)) for r in range(2)]
     for p in procs:

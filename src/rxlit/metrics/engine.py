@@ -8,13 +8,25 @@ Python loop over examples or samples.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from rxlit.explain.core import chunk_rows, explain, forward_scalar, iter_chunks
+from rxlit.explain.core import chunk_rows, eval_mode, explain, forward_scalar, iter_chunks
 from rxlit.rng import Generator
+
+
+def evaluated(metric: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Run a metric with the model in eval mode (BatchNorm running statistics, no dropout), as
+    explanations are; every module's own train/eval flag is restored afterwards."""
+    @functools.wraps(metric)
+    def wrapper(model: nn.Module, *args, **kwargs) -> Tensor:
+        with eval_mode(model):
+            return metric(model, *args, **kwargs)
+
+    return wrapper
 
 
 def default_chunk(x: Tensor, chunk_size: int | None) -> int:

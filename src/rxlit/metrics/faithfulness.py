@@ -16,7 +16,15 @@ from torch import Tensor, nn
 
 from rxlit import rng
 from rxlit.explain.core import resolve_target
-from rxlit.metrics.engine import default_chunk, explain_rows, map_rows, model_output, row_examples, safe_ratio
+from rxlit.metrics.engine import (
+    default_chunk,
+    evaluated,
+    explain_rows,
+    map_rows,
+    model_output,
+    row_examples,
+    safe_ratio,
+)
 from rxlit.metrics.perturbations import (
     FlatStream,
     infidelity_perturbation,
@@ -49,6 +57,7 @@ def group_sums(values: Tensor, labels: Tensor, n_groups: int) -> Tensor:
 # --- Infidelity (Yeh et al., NeurIPS 2019) -------------------------------------------------------
 
 @register_metric("infidelity")
+@evaluated
 def infidelity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, attributions: Tensor | None = None,
                perturbation: str | Callable = "noisy_baseline", n_samples: int | None = None,
                scale: float | None = None, normalize: bool = True, max_side: int = 10, output: str = "logit",
@@ -127,6 +136,7 @@ SIMILARITIES = {"inverse_l2": inverse_l2, "pearson": pearson, "spearman": spearm
 
 
 @register_metric("tan_faithfulness")
+@evaluated
 def tan_faithfulness(model: nn.Module, x: Tensor, target: Tensor | int | None = None,
                      attributions: Tensor | None = None, groups: int | Tensor | str = 100,
                      similarity: str = "inverse_l2", reference: float | Tensor = 0.0, output: str = "logit",
@@ -201,6 +211,7 @@ def _removal_auc(model, x, target, attributions, groups, n_steps, reference, out
 
 
 @register_metric("deletion_auc")
+@evaluated
 def deletion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = None, attributions: Tensor | None = None,
                  groups: int | Tensor | str = 100, n_steps: int | None = None, reference: float | Tensor = 0.0,
                  output: str = "prob", method="grad", generator: Generator = None, chunk_size: int | None = None,
@@ -218,6 +229,7 @@ def deletion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = None
 
 
 @register_metric("insertion_auc")
+@evaluated
 def insertion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = None, attributions: Tensor | None = None,
                   groups: int | Tensor | str = 100, n_steps: int | None = None, reference: float | Tensor = 0.0,
                   output: str = "prob", method="grad", generator: Generator = None, chunk_size: int | None = None,
@@ -236,6 +248,7 @@ def insertion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = Non
 # --- Faithfulness correlation (Bhatt et al., IJCAI 2020) ---------------------------------------
 
 @register_metric("faithfulness_correlation")
+@evaluated
 def faithfulness_correlation(model: nn.Module, x: Tensor, target: Tensor | int | None = None,
                              attributions: Tensor | None = None, n_samples: int = 100,
                              subset_size: int | float = 0.1, groups: int | Tensor | str | None = None,

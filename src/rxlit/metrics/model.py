@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from rxlit.explain.core import input_gradient, resolve_target
-from rxlit.metrics.engine import default_chunk, map_rows, model_output, row_examples, row_norm
+from rxlit.metrics.engine import default_chunk, evaluated, map_rows, model_output, row_examples, row_norm
 from rxlit.metrics.perturbations import FlatStream, neighbourhood, resolve_generator
 from rxlit.metrics.registry import register_metric
 from rxlit.metrics.robustness import local_lipschitz
@@ -23,6 +23,7 @@ from rxlit.rng import Generator
 
 
 @register_metric("model_local_lipschitz")
+@evaluated
 def model_local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method=None,
                           n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
                           output: str = "logit", generator: Generator = None, chunk_size: int | None = None,
@@ -52,6 +53,7 @@ def model_local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | No
 
 
 @register_metric("model_smoothness")
+@evaluated
 def model_smoothness(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method=None,
                      n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
                      output: str = "logit", generator: Generator = None, chunk_size: int | None = None,
@@ -64,6 +66,7 @@ def model_smoothness(model: nn.Module, x: Tensor, target: Tensor | int | None = 
 
 
 @register_metric("gradient_norm")
+@evaluated
 def gradient_norm(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method=None,
                   output: str = "logit", generator: Generator = None, **_) -> Tensor:
     """``||grad_x f(x)||_2`` per example: the local slope, a one-point lower bound on ``L``."""
@@ -72,6 +75,7 @@ def gradient_norm(model: nn.Module, x: Tensor, target: Tensor | int | None = Non
 
 
 @register_metric("clean_accuracy")
+@evaluated
 def clean_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, generator: Generator = None,
                    **_) -> Tensor:
     """1.0 where ``argmax model(x)`` equals the label, else 0.0 (per example)."""

@@ -23,7 +23,15 @@ from torch import Tensor, nn
 
 from rxlit import rng
 from rxlit.explain.core import forward_scalar, resolve_target
-from rxlit.metrics.engine import default_chunk, explain_rows, map_rows, row_examples, row_norm, safe_ratio
+from rxlit.metrics.engine import (
+    default_chunk,
+    evaluated,
+    explain_rows,
+    map_rows,
+    row_examples,
+    row_norm,
+    safe_ratio,
+)
 from rxlit.metrics.perturbations import FlatStream, neighbourhood, resolve_generator
 from rxlit.metrics.registry import register_metric
 from rxlit.rng import ExampleRNG, Generator
@@ -99,6 +107,7 @@ def _prepare(model, x, target, generator, seed, index, epoch):
 
 
 @register_metric("local_lipschitz")
+@evaluated
 def local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
                     generator: Generator = None, chunk_size: int | None = None, clip: bool = False,
@@ -134,6 +143,7 @@ def _sensitivity(model, x, target, method, n_samples, radius, noise, normalize, 
 
 
 @register_metric("max_sensitivity")
+@evaluated
 def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
                     noise: str | Callable = "uniform", generator: Generator = None,
@@ -154,6 +164,7 @@ def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = N
 
 
 @register_metric("avg_sensitivity")
+@evaluated
 def avg_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
                     noise: str | Callable = "uniform", generator: Generator = None,
@@ -232,6 +243,7 @@ def _spsa_direction(surrogate, y, ref, target, method, options, generator, n_dir
 
 
 @register_metric("adversarial_sensitivity")
+@evaluated
 def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                             radius: float = 0.02, n_samples: int = 50, steps: int = 10,
                             step_size: float | None = None, beta: float = 10.0, normalize: bool = True,
