@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import tiny_cnn
+from explain_nets import tiny_cnn
 from torch import nn
 
 from rxlit.explain import captum_method, explain, list_methods, method_options

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_cnn, tiny_mlp
+from explain_nets import tiny_cnn, tiny_mlp
 from torch import nn
 
 from rxlit.explain import explain, grid_mask

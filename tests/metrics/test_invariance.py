@@ -3,7 +3,7 @@ batch composition, the chunk size, or (by extension) the number of DDP ranks."""
 
 import pytest
 import torch
-from conftest import smoothgrad_local
+from metric_nets import smoothgrad_local
 
 from rxlit.metrics import avg_sensitivity, infidelity, local_lipschitz, max_sensitivity
 from rxlit.rng import ExampleRNG

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import Quadratic
+from metric_nets import Quadratic
 
 from rxlit.explain.core import explain
 from rxlit.metrics import infidelity, local_lipschitz, max_sensitivity

@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from rxlit.analysis.wandb_offline import find_offline_runs, read_offline_run
 from rxlit.training.run import train
-from tests.conftest import REPO
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Both runs see the same 2 x 64 = 128 examples per optimiser step and epoch count.
 DDP_TOLERANCE = 0.06  # val/acc, absolute: different sample order and BatchNorm statistics per process

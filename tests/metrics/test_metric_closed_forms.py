@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import Linear, Quadratic
+from metric_nets import Linear, Quadratic
 
 from rxlit.metrics import (
     deletion_auc,
