@@ -69,7 +69,7 @@ def make_extra_callbacks(cfg: dict) -> list[Callback]:
         return []
     from rxlit.callbacks import build_explain_callback
 
-    return [build_explain_callback(explain, seed=cfg["seed"])]
+    return [build_explain_callback(explain, seed=cfg["seed"], attack=cfg["data"].get("attack"))]
 
 
 def make_trainer(cfg: dict, callbacks: list[Callback], logger) -> L.Trainer:

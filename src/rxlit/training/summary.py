@@ -5,14 +5,26 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+# Keys of the explanation evaluation: shown as a methods x metrics table after the main one.
+EXPLAIN_PREFIXES = ("xai/", "model/")
+
 
 def print_summary(report: dict) -> None:
     table = Table(title=f"rxlit run {report.get('run_name', '')}", show_lines=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    explained = {}
     for section in ("fit", "test"):
         for key, value in report.get(section, {}).items():
-            table.add_row(key, f"{value:.4f}")
+            if key.startswith(EXPLAIN_PREFIXES):
+                explained[key] = value
+            else:
+                table.add_row(key, f"{value:.4f}")
     console = Console()
     console.print(table)
+    if explained:
+        from rxlit.callbacks.tables import rich_tables
+
+        for extra in rich_tables(explained, title="explanations (last evaluation)"):
+            console.print(extra)
     console.print(f"checkpoints: {report.get('checkpoint_dir')}   outputs: {report.get('output_dir')}")

@@ -1,0 +1,142 @@
+"""``ExplanationEvaluation``: the per-epoch explanation evaluation as a Lightning callback."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from rxlit.callbacks.evaluate import EvalResult, evaluate_subset
+from rxlit.callbacks.progress import EvalProgress
+from rxlit.callbacks.saliency import figure_array, saliency_figure, saliency_maps
+from rxlit.callbacks.spec import EvalSpec
+
+TABLE_COLUMNS = ["epoch", "split", "method", "metric", "mean", "ci_low", "ci_high", "n"]
+
+
+class ExplanationEvaluation(Callback):
+    """Methods x metrics on a fixed stratified subset, every ``every_n_epochs`` and at the end of fit.
+
+    Logs ``xai/<metric>/<method>``, ``model/<metric>``, ``xai/bound_ratio/<method>``, ``xai/time_s``
+    (wall time of this evaluation, slowest rank), ``xai/epoch_time_s`` (the training epoch it
+    followed) and ``xai/cost_fraction`` (evaluation time so far over training-epoch time so far).
+    Rank 0 also logs a W&B table and a saliency grid (``xai/saliency``) when the logger is a
+    WandbLogger, and writes ``xai/<split>_epoch<NNN>.json`` and ``.png`` under ``output_dir``
+    (default: the trainer's ``default_root_dir``).
+
+    ``on_test=True`` evaluates at the end of ``trainer.test`` instead (``scripts/eval.py``), with
+    the RNG epoch key ``epoch`` (the checkpoint's epoch, so the numbers match the training run's).
+    """
+
+    def __init__(self, spec: EvalSpec, on_test: bool = False, output_dir: str | Path | None = None,
+                 epoch: int | None = None, attack: dict | None = None):
+        self.spec = spec
+        self.attack = dict(attack) if attack else None  # robust_accuracy budget; None: datamodule.attack
+        self.on_test = on_test
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.fixed_epoch = epoch
+        self.results: list[EvalResult] = []
+        self.table_rows: list[list] = []
+        self.train_time = 0.0
+        self.xai_time = 0.0
+        self._epoch_start: float | None = None
+
+    # ------------------------------------------------------------------------------ Lightning hooks
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        datamodule = trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "eval_subset"):
+            raise ValueError("the explanation evaluation needs an rxlit data module (one with eval_subset); "
+                             "pass datamodule=build_datamodule(...) to the trainer, or set explain=none")
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        epoch_time = time.perf_counter() - self._epoch_start if self._epoch_start is not None else 0.0
+        self.train_time += epoch_time
+        if self.on_test or not self.should_run(trainer):
+            return
+        self.run(trainer, pl_module, trainer.current_epoch, extra={"xai/epoch_time_s": epoch_time})
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.on_test:
+            epoch = trainer.current_epoch if self.fixed_epoch is None else self.fixed_epoch
+            self.run(trainer, pl_module, epoch)
+
+    def should_run(self, trainer: Trainer) -> bool:
+        """Every ``every_n_epochs`` epochs, and on the last epoch of fit (max_epochs, max_steps or a
+        requested stop)."""
+        epoch = trainer.current_epoch
+        if (epoch + 1) % self.spec.every_n_epochs == 0:
+            return True
+        last_epoch = trainer.max_epochs is not None and 0 < trainer.max_epochs <= epoch + 1
+        last_step = trainer.max_steps is not None and 0 < trainer.max_steps <= trainer.global_step
+        return last_epoch or last_step or trainer.should_stop
+
+    # ----------------------------------------------------------------------------------- the work
+    def run(self, trainer: Trainer, pl_module: LightningModule, epoch: int, extra: dict | None = None) -> EvalResult:
+        """Evaluate on this rank's shard, aggregate, write rank-0 outputs and log."""
+        spec, datamodule = self.spec, trainer.datamodule
+        start = time.perf_counter()
+        x, y, index = datamodule.eval_subset(spec.n_examples, split=spec.split)
+        model = getattr(pl_module, "model", pl_module)  # the network, not the DDP wrapper
+        show = spec.progress and trainer.is_global_zero
+        with EvalProgress(spec.n_tasks(), f"xai epoch {epoch}", enabled=show, trainer=trainer) as progress:
+            result = evaluate_subset(model, x, y, index, spec, epoch, trainer.global_rank, trainer.world_size,
+                                     attack=self.attack or getattr(datamodule, "attack", None), progress=progress)
+        if trainer.is_global_zero:
+            self.write_outputs(trainer, model, (x, y, index), result)
+        elapsed = torch.tensor(time.perf_counter() - start, dtype=torch.float64, device=pl_module.device)
+        result.time_s = float(trainer.strategy.reduce(elapsed, reduce_op="max"))
+        self.xai_time += result.time_s
+        self.results.append(result)
+        scalars = {**result.scalars(), **(extra or {})}
+        if self.train_time > 0:
+            scalars["xai/cost_fraction"] = self.xai_time / self.train_time
+        for key, value in scalars.items():
+            # Equal on every rank already; sync_dist averages equal numbers (exact), quietly.
+            pl_module.log(key, float(value), on_step=False, on_epoch=True, sync_dist=True)
+        return result
+
+    def write_outputs(self, trainer: Trainer, model, subset, result: EvalResult) -> None:
+        """Rank 0: saliency grid and per-epoch JSON on disk; W&B table and image."""
+        figure = None
+        if self.spec.n_saliency_examples > 0 and self.spec.methods:
+            x_maps, y_maps, maps = saliency_maps(model, *subset, self.spec, result.epoch)
+            figure = saliency_figure(x_maps, y_maps, maps, title=f"epoch {result.epoch} ({result.split})")
+        self.table_rows += table_rows(result)
+        folder = self.output_dir or Path(trainer.default_root_dir)
+        stem = f"{result.split}_epoch{result.epoch:03d}"
+        if self.spec.save_files:
+            (folder / "xai").mkdir(parents=True, exist_ok=True)
+            (folder / "xai" / f"{stem}.json").write_text(json.dumps(result.as_dict(), indent=2, default=float))
+            if figure is not None:
+                figure.savefig(folder / "xai" / f"saliency_{stem}.png")
+        log_media(trainer.loggers, figure, self.table_rows, result, step=trainer.global_step)
+
+
+def table_rows(result: EvalResult) -> list[list]:
+    """One row per (method, metric) of a result (method "-" for model metrics)."""
+    rows = []
+    for key, s in result.summaries.items():
+        parts = key.split("/")
+        metric, method = (parts[1], parts[2]) if len(parts) == 3 else (parts[-1], "-")
+        rows.append([result.epoch, result.split, method, metric, s["mean"], s["ci_low"], s["ci_high"], s["n"]])
+    return rows
+
+
+def log_media(loggers, figure, rows: list[list], result: EvalResult, step: int | None = None) -> None:
+    """The saliency grid (``xai/saliency``) and the cumulative results table (``xai/table``), for
+    every W&B logger among ``loggers``; other loggers take scalars only."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        if figure is not None:
+            logger.log_image(key="xai/saliency", images=[figure_array(figure)],
+                             caption=[f"epoch {result.epoch} ({result.split})"], step=step)
+        logger.log_table(key="xai/table", columns=TABLE_COLUMNS, data=[list(r) for r in rows], step=step)

@@ -1,0 +1,224 @@
+"""One explanation evaluation: methods x metrics on a fixed subset, aggregated over DDP ranks.
+
+This is the single function behind the per-epoch callback and ``scripts/eval.py``. Every random
+number comes from an :class:`~rxlit.rng.ExampleRNG` keyed by (seed, example index, epoch), so an
+example's values do not depend on which other examples share its batch or rank; the per-example
+values are gathered and averaged by :class:`~rxlit.metrics.PerExampleMetric` (torchmetrics), which
+makes a DDP evaluation equal to a single-process one up to float error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from rxlit.callbacks.spec import ROBUST_OPTIONS, EvalSpec
+from rxlit.explain.core import METHODS, eval_mode, explain
+from rxlit.explain.features import feature_groups
+from rxlit.metrics import METRICS, PerExampleMetric, bound_ratio, compute_metric, theorem41_bound
+from rxlit.metrics.bounds import BOUND_ARGUMENTS
+from rxlit.rng import ExampleRNG
+
+# ExampleRNG stream of the explanations handed to faithfulness metrics (any fixed number works;
+# the metrics spawn their own streams for their perturbations).
+ATTRIBUTION_STREAM = 11
+
+
+@dataclass
+class EvalResult:
+    """Aggregated values of one evaluation: ``summaries[key] = {mean, ci_low, ci_high, std, n}``."""
+
+    epoch: int
+    split: str
+    summaries: dict[str, dict[str, float]] = field(default_factory=dict)
+    time_s: float = 0.0
+
+    def scalars(self) -> dict[str, float]:
+        """``{key: mean}`` plus ``xai/time_s``: what is logged."""
+        out = {key: value["mean"] for key, value in self.summaries.items()}
+        out["xai/time_s"] = self.time_s
+        return out
+
+    def as_dict(self) -> dict:
+        return {"epoch": self.epoch, "split": self.split, "time_s": self.time_s, "metrics": self.summaries}
+
+
+def metric_key(metric: str, method: str | None = None) -> str:
+    """``model/<metric>`` for a model metric, ``xai/<metric>/<method>`` otherwise."""
+    return f"model/{metric}" if method is None else f"xai/{metric}/{method}"
+
+
+def bound_method(name: str, options: dict) -> str | Callable:
+    """The method a metric explains with: its name, or, with options, a function binding them.
+
+    Options are bound rather than passed through the metric because metric and method options
+    share names (``n_samples`` of local_lipschitz vs that of LIME).
+    """
+    if not options:
+        return name
+    fn = METHODS.get(name)
+    takes_generator = "generator" in inspect.signature(fn).parameters
+
+    def method(model, x, target, *, generator=None, output: str = "logit", chunk_size=None):
+        extra = {"generator": generator} if takes_generator else {}
+        return fn(model, x, target, output=output, chunk_size=chunk_size, **extra, **options)
+
+    method.__name__ = name
+    return method
+
+
+def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int,
+                          seed: int, index: Tensor, epoch: int) -> Tensor:
+    """1.0 where the label survives L-inf PGD (Madry et al. 2018; torchattacks' PGD update), per example.
+
+    Unlike :func:`rxlit.metrics.robust_accuracy` (one torch seed per batch), the random start is
+    drawn from an ExampleRNG, so an example's result does not depend on its batch or DDP rank.
+    """
+    start = ExampleRNG(seed, index.cpu(), epoch, stream=7).uniform(x.shape[1:], device=x.device, dtype=x.dtype)
+    adv = (x + eps * (2 * start - 1)).clamp(0, 1)
+    for _ in range(int(steps)):  # PGD is sequential; each step is one batched pass
+        with torch.enable_grad():
+            adv = adv.detach().requires_grad_(True)
+            loss = nn.functional.cross_entropy(model(adv), y, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, adv)
+        adv = (x + (adv.detach() + alpha * grad.sign() - x).clamp(-eps, eps)).clamp(0, 1)
+    with torch.no_grad():
+        return (model(adv).argmax(1) == y).to(x.dtype)
+
+
+def robust_options(options: dict, attack: dict | None) -> dict:
+    """eps/alpha/steps of robust_accuracy: the config's, else the data set's attack budget."""
+    attack = attack or {}
+    fallback = {"eps": attack.get("eps", 8 / 255), "alpha": attack.get("step", 2 / 255),
+                "steps": attack.get("steps", 10)}
+    merged = {**ROBUST_OPTIONS, **options}
+    return {k: fallback[k] if merged[k] is None else merged[k] for k in ROBUST_OPTIONS}
+
+
+def metric_values(name: str, options: dict, model: nn.Module, x: Tensor, target: Tensor, y: Tensor,
+                  index: Tensor, spec: EvalSpec, epoch: int, method=None, attack: dict | None = None,
+                  attributions: Tensor | None = None) -> Tensor:
+    """One value per example of metric ``name`` (of ``method``, or of the model).
+
+    ``attributions`` (the method's explanations of ``x``) are handed to the metrics that accept
+    them, so faithfulness metrics do not explain ``x`` again.
+    """
+    if name == "robust_accuracy":
+        return keyed_robust_accuracy(model, x, y, seed=spec.seed, index=index, epoch=epoch,
+                                     **robust_options(options, attack))
+    fn = METRICS.get(name)
+    extra = {"seed": spec.seed, "index": index.cpu(), "epoch": epoch, "attributions": attributions}
+    extra["chunk_size"] = spec.chunk_size
+    params = inspect.signature(fn).parameters  # metrics taking **_ ignore these: pass only named ones
+    extra = {k: v for k, v in extra.items() if v is not None and k in params}
+    label = y if name == "clean_accuracy" else target
+    return compute_metric(name, model, x, label, method=method if method is not None else "grad",
+                          **extra, **options).detach()
+
+
+def aggregate(values: Tensor, index: Tensor) -> dict[str, float]:
+    """Mean and 95% CI over every rank's examples (torchmetrics gathers them under DDP)."""
+    metric = PerExampleMetric().to(values.device)
+    metric.update(values, index.to(values.device))
+    out = {key: float(value) for key, value in metric.compute().items()}
+    out["n"] = int(out["n"])
+    out.pop("n_dropped", None)
+    return out
+
+
+def resolve_targets(model: nn.Module, x: Tensor, y: Tensor, target: str) -> Tensor:
+    if target == "label":
+        return y
+    with torch.no_grad():
+        return model(x).argmax(1)
+
+
+def evaluate_shard(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: EvalSpec, epoch: int,
+                   attack: dict | None = None, progress=None) -> dict[str, dict[str, float]]:
+    """Every configured (method, metric) and model metric on this rank's examples, aggregated over
+    all ranks (each rank must call this with its own shard, in the same order)."""
+    summaries = {}
+    target = resolve_targets(model, x, y, spec.target)
+    for name, options in spec.model_metrics.items():
+        values = metric_values(name, options, model, x, target, y, index, spec, epoch, attack=attack)
+        summaries[metric_key(name)] = aggregate(values, index)
+        _advance(progress, metric_key(name))
+    for method, method_options in spec.methods.items():
+        bound = bound_method(method, method_options)
+        phi = explain_examples(model, x, target, bound, spec.seed, index, epoch)
+        for name, options in spec.explanation_metrics.items():
+            values = metric_values(name, options, model, x, target, y, index, spec, epoch, method=bound,
+                                   attributions=phi)
+            summaries[metric_key(name, method)] = aggregate(values, index)
+            _advance(progress, metric_key(name, method))
+    return summaries
+
+
+def explain_examples(model: nn.Module, x: Tensor, target: Tensor, method, seed: int, index: Tensor,
+                     epoch: int) -> Tensor:
+    """The explanations of ``x``, keyed by (seed, example index, epoch) like every metric."""
+    generator = ExampleRNG(seed, index.cpu(), epoch, stream=ATTRIBUTION_STREAM)
+    return explain(model, x, target, method, generator=generator).detach()
+
+
+def _advance(progress, label: str) -> None:
+    if progress is not None:
+        progress.advance(label)
+
+
+def n_features(x: Tensor, options: dict) -> int:
+    """``d`` of Theorem 4.1 for LIME/KernelSHAP: the number of interpretable features."""
+    features = options.get("features", "grid")
+    count = options.get("n_features", 64)
+    if features == "quickshift":  # varies per image; the configured target count stands in
+        return int(count)
+    return feature_groups(x[:1], features, count, options.get("feature_options")).k
+
+
+def bound_ratios(summaries: dict, spec: EvalSpec, x: Tensor) -> dict[str, dict[str, float]]:
+    """``xai/bound_ratio/<method>``: mean explanation local Lipschitz over the Theorem 4.1 bound
+    evaluated at the mean model L and H, ``beta = max ||x||_2`` over the subset.
+
+    The bounds are linear in L and H, so this is the ratio of the subset averages of the empirical
+    constant and of the per-example bound. Needs local_lipschitz, model_local_lipschitz and
+    model_smoothness in the config; the LIME bound assumes a constant kernel (ours is exponential).
+    """
+    L, H = summaries.get("model/model_local_lipschitz"), summaries.get("model/model_smoothness")
+    if L is None or H is None:
+        return {}
+    beta = float(x.flatten(1).norm(dim=1).max())
+    out = {}
+    for method, options in spec.methods.items():
+        empirical = summaries.get(metric_key("local_lipschitz", method))
+        if empirical is None or method not in BOUND_ARGUMENTS:
+            continue
+        bound = theorem41_bound(method, L=L["mean"], H=H["mean"], beta=beta, sigma=options.get("sigma", 0.03),
+                                d=n_features(x, options), lam=options.get("alpha", 1.0))
+        ratio = float(bound_ratio(empirical["mean"], bound))
+        out[f"xai/bound_ratio/{method}"] = {"mean": ratio, "ci_low": math.nan, "ci_high": math.nan,
+                                            "std": math.nan, "n": empirical["n"], "bound": float(bound)}
+    return out
+
+
+def evaluate_subset(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: EvalSpec, epoch: int,
+                    rank: int = 0, world_size: int = 1, attack: dict | None = None, progress=None) -> EvalResult:
+    """Evaluate the full subset ``(x, y, index)``: each rank takes every ``world_size``-th example.
+
+    The model runs in eval mode (flags restored after) and torch's global RNG is left untouched,
+    so training continues exactly as without the evaluation.
+    """
+    start = time.perf_counter()
+    device = next(model.parameters()).device
+    x, y, index = x.to(device), y.to(device), index.to(device)
+    shard = slice(rank, None, world_size)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), eval_mode(model), torch.enable_grad():
+        summaries = evaluate_shard(model, x[shard], y[shard], index[shard], spec, epoch, attack, progress)
+    summaries.update(bound_ratios(summaries, spec, x))
+    return EvalResult(epoch=epoch, split=spec.split, summaries=summaries, time_s=time.perf_counter() - start)
