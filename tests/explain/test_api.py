@@ -81,3 +81,17 @@ def test_guided_backprop_refuses_smooth_activations(images):
 
     with pytest.raises(ValueError, match="calls silu"):
         explain(Functional(), images, 0, method="guided_backprop")
+
+
+def test_integrated_gradients_rules_and_refusals(cnn, images):
+    from rxlit.explain.gradients import quadrature
+
+    assert method_options("integrated_gradients") == {"baseline": 0.0, "steps": 10, "rule": "riemann_trapezoid"}
+    points, weights = quadrature("riemann_trapezoid", 5)
+    assert points == [0.0, 0.25, 0.5, 0.75, 1.0] and weights == [0.125, 0.25, 0.25, 0.25, 0.125]
+    for rule in ("riemann_left", "riemann_right", "riemann_middle", "gausslegendre"):
+        assert abs(sum(quadrature(rule, 7)[1]) - 1) < 1e-12, rule
+    with pytest.raises(ValueError, match="valid rules: riemann_left, .*gausslegendre"):
+        explain(cnn, images, 0, "integrated_gradients", rule="simpson")
+    with pytest.raises(ValueError, match="riemann_trapezoid needs steps >= 2"):
+        explain(cnn, images, 0, "integrated_gradients", steps=1)

@@ -35,12 +35,22 @@ def test_grad_x_input(cnn, images):
     assert torch.allclose(explain(cnn, images, TARGET, "grad_x_input"), expected, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("rule", ["riemann_left", "riemann_trapezoid", "riemann_middle", "gausslegendre"])
+@pytest.mark.parametrize("rule", ["riemann_left", "riemann_right", "riemann_middle", "gausslegendre"])
 def test_integrated_gradients(cnn, images, rule):
     expected = IntegratedGradients(cnn).attribute(images, baselines=0.0, target=TARGET, n_steps=7, method=rule)
     ours = explain(cnn, images, TARGET, "integrated_gradients", steps=7, rule=rule)
     # Captum builds its Riemann points in float32; ours are float64.
     assert torch.allclose(ours, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_integrated_gradients_default_is_captums_trapezoid_with_weights_summing_to_one(cnn, images):
+    """Default: 10 points from the baseline to x, trapezoid weights. Captum's riemann_trapezoid has
+    the same points but weights 1/n (ends halved) that sum to 1 - 1/n: it is ours times 0.9."""
+    expected = IntegratedGradients(cnn).attribute(images, baselines=0.0, target=TARGET, n_steps=10,
+                                                  method="riemann_trapezoid")
+    ours = explain(cnn, images, TARGET, "integrated_gradients")
+    assert torch.allclose(0.9 * ours, expected, rtol=1e-6, atol=1e-9)
+    assert torch.equal(ours, explain(cnn, images, TARGET, "integrated_gradients", steps=10, rule="riemann_trapezoid"))
 
 
 def test_guided_backprop(cnn, images):

@@ -23,35 +23,41 @@ def grad_x_input(model: nn.Module, x: Tensor, target: Tensor, *, output: str = "
 
 
 def quadrature(rule: str, steps: int) -> tuple[list[float], list[float]]:
-    """Points ``alpha_k`` in [0, 1] and weights ``w_k`` of an IG quadrature rule.
+    """Points ``alpha_k`` in [0, 1] and weights ``w_k`` of an IG quadrature rule, in float64.
 
-    The names and point placement are Captum's (``captum.attr._utils.approximation_methods``):
-    left ``k/n`` (k = 0..n-1), right ``k/n`` (k = 1..n), middle ``(k + 1/2)/n``, trapezoid
-    ``k/(n-1)`` (k = 0..n-1, end weights halved), all with weight ``1/n``; Gauss-Legendre nodes
-    and weights rescaled from [-1, 1] to [0, 1]. Computed in float64.
+    * ``riemann_trapezoid`` (default): the trapezoid rule on ``steps`` points ``k/(n-1)``,
+      ``k = 0..n-1`` (both ends of the path), weights ``1/(n-1)`` with the two end weights
+      halved. The weights sum to 1, so IG of a linear f is exact, and the error is
+      ``O(1/n^2)`` for smooth f against ``O(1/n)`` for the one-sided sums (Sotoudeh & Thakur
+      2019; the IG authors' reference code switched from left Riemann to trapezoid for this).
+    * ``riemann_left`` ``k/n`` (k = 0..n-1), ``riemann_right`` ``k/n`` (k = 1..n),
+      ``riemann_middle`` ``(k + 1/2)/n``: weights ``1/n``. Points and weights are Captum's.
+    * ``gausslegendre``: Gauss-Legendre nodes and weights rescaled from [-1, 1] to [0, 1]
+      (Captum's default rule).
 
-    Captum's trapezoid keeps the step ``1/n`` although its points are ``1/(n-1)`` apart, so its
-    weights sum to ``1 - 1/n`` (IG of a linear f comes out scaled by ``1 - 1/n``); we keep that for
-    parity. The default, Gauss-Legendre (also Captum's default), is exact for linear f.
+    Captum's ``riemann_trapezoid`` uses the same points but keeps the weights at ``1/n`` (ends
+    halved), so they sum to ``1 - 1/n`` and its IG is ours times ``1 - 1/n`` (tested).
     """
     if rule == "gausslegendre":
+        if steps < 1:
+            raise ValueError("gausslegendre needs steps >= 1")
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return (0.5 * (1 + nodes)).tolist(), (0.5 * weights).tolist()
     if rule not in RULES:
         raise ValueError(f"unknown integration rule {rule!r}; valid rules: {', '.join(RULES)}")
     if steps < 2:
-        raise ValueError("Riemann rules need steps >= 2 (as in Captum)")
-    weights = [1.0 / steps] * steps
+        raise ValueError(f"{rule} needs steps >= 2 (as in Captum); got steps={steps}")
+    if rule == "riemann_trapezoid":
+        weights = [1.0 / (steps - 1)] * steps
+        weights[0] /= 2
+        weights[-1] /= 2
+        return torch.linspace(0.0, 1.0, steps, dtype=torch.float64).tolist(), weights
     ends = {
         "riemann_left": (0.0, 1 - 1 / steps),
         "riemann_right": (1 / steps, 1.0),
         "riemann_middle": (1 / (2 * steps), 1 - 1 / (2 * steps)),
-        "riemann_trapezoid": (0.0, 1.0),
     }[rule]
-    if rule == "riemann_trapezoid":
-        weights[0] /= 2
-        weights[-1] /= 2
-    return torch.linspace(*ends, steps, dtype=torch.float64).tolist(), weights
+    return torch.linspace(*ends, steps, dtype=torch.float64).tolist(), [1.0 / steps] * steps
 
 
 def as_baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
@@ -61,12 +67,13 @@ def as_baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
 
 @register_method("integrated_gradients")
 def integrated_gradients(model: nn.Module, x: Tensor, target: Tensor, *, baseline: float | Tensor = 0.0,
-                         steps: int = 10, rule: str = "gausslegendre", output: str = "logit",
+                         steps: int = 10, rule: str = "riemann_trapezoid", output: str = "logit",
                          chunk_size: int | None = None) -> Tensor:
     """Integrated Gradients (Sundararajan et al., ICML 2017), as in Tan & Tian 2023 (zero
     baseline, 10 points): ``(x - x') * sum_k w_k grad f(x' + alpha_k (x - x'))`` with the
-    quadrature of :func:`quadrature` (Captum's rule names, points and weights; Gauss-Legendre by
-    default, as Captum). ``baseline`` is a scalar or a tensor broadcastable to x.
+    quadrature ``rule`` of :func:`quadrature`: by default the trapezoid rule on ``steps`` points
+    from the baseline to x, both included (Captum's rule names; Gauss-Legendre is an option).
+    ``baseline`` is a scalar or a tensor broadcastable to x.
     """
     alphas, weights = quadrature(rule, steps)
     base = as_baseline(baseline, x)
