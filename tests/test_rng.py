@@ -82,3 +82,30 @@ def test_independence_across_examples_streams_and_elements():
 def test_large_stream_numbers_do_not_overflow():
     out = ExampleRNG(0, [0, 1], stream=2**32 + 10**6).normal((3,))
     assert torch.isfinite(out).all()
+
+
+def test_blocked_int32_hash_equals_the_int64_reference():
+    from rxlit.rng import _BLOCK, _mix32, hash_counters
+
+    keys = torch.tensor([0, 1, 2**31 - 1, 2**31, 2**32 - 1, 12345678901 & 0xFFFFFFFF], dtype=torch.int64)
+    for count in (1, 7, _BLOCK + 3):  # one block, and several blocks along the counter
+        counter = torch.arange(count, dtype=torch.int64).view(1, -1)
+        k = keys.view(-1, 1)
+        expected = _mix32(_mix32(counter ^ k) + k * 3 + 0x165667B1)
+        got = hash_counters(keys, 0, count).to(torch.int64) & 0xFFFFFFFF
+        assert torch.equal(got, expected)
+    # many short rows: several rows per block
+    many = torch.arange(3 * _BLOCK // 5, dtype=torch.int64)
+    expected = _mix32(_mix32(torch.arange(5).view(1, -1) ^ many.view(-1, 1)) + many.view(-1, 1) * 3 + 0x165667B1)
+    assert torch.equal(hash_counters(many, 0, 5).to(torch.int64) & 0xFFFFFFFF, expected)
+
+
+def test_normal_uses_both_box_muller_outputs_independently():
+    z = ExampleRNG(0, torch.arange(8)).normal((20001,), dtype=torch.float64)  # odd: the sine half is cut
+    half = 10001
+    cos, sin = z[:, : half - 1].reshape(-1), z[:, half:].reshape(-1)
+    corr = ((cos - cos.mean()) * (sin - sin.mean())).mean() / (cos.std() * sin.std())
+    assert abs(corr) < 5 / math.sqrt(cos.numel())
+    # the squared pair radius is chi-square with 2 degrees of freedom: mean 2, variance 4
+    r2 = cos**2 + sin**2
+    assert abs(r2.mean() - 2) < 5 * 2 / math.sqrt(r2.numel())

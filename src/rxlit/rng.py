@@ -23,20 +23,78 @@ from torch import Tensor
 
 _MASK = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
+_M1, _M2 = 0x7FEB352D, 0x846CA68B  # lowbias32 multipliers
+_BLOCK = 1 << 16  # elements hashed at a time: the working set stays in cache
 
 
 def _mix32(x: Tensor) -> Tensor:
     """lowbias32 integer hash on values held in int64 (products wrap; low 32 bits are exact)."""
     x = x & _MASK
     x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _MASK
+    x = (x * _M1) & _MASK
     x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _MASK
+    x = (x * _M2) & _MASK
     return x ^ (x >> 16)
 
 
 def _mix_int(value: int) -> int:
     return int(_mix32(torch.tensor([value & _MASK], dtype=torch.int64))[0])
+
+
+def _signed32(value: int) -> int:
+    """The int32 with the same low 32 bits as ``value`` (int32 products wrap like uint32 ones)."""
+    value &= _MASK
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _mix32_(x: Tensor, tmp: Tensor) -> Tensor:
+    """:func:`_mix32` in place on int32 bit patterns (same bits as the int64 version).
+
+    int32 arithmetic is 2-4x faster than int64 and in place nothing is allocated; ``>>`` on
+    int32 is arithmetic, so the masks after each shift make it the logical shift of uint32.
+    """
+    x ^= torch.bitwise_right_shift(x, 16, out=tmp).bitwise_and_(0xFFFF)
+    x *= _signed32(_M1)
+    x ^= torch.bitwise_right_shift(x, 15, out=tmp).bitwise_and_(0x1FFFF)
+    x *= _signed32(_M2)
+    x ^= torch.bitwise_right_shift(x, 16, out=tmp).bitwise_and_(0xFFFF)
+    return x
+
+
+def hash_counters(keys: Tensor, start: int, count: int, out: Tensor | None = None) -> Tensor:
+    """``h(key, c) = mix(mix(c ^ key) + 3 key + C)`` for counters ``c = start .. start+count-1``.
+
+    ``keys`` (R,) int64 holding 32-bit values; returns int32 bit patterns (R, count). Evaluated in
+    cache-sized blocks with in-place int32 operations: about 2x the cost of ``torch.rand``.
+    """
+    rows = keys.shape[0]
+    out = torch.empty(rows, count, dtype=torch.int32, device=keys.device) if out is None else out
+    if rows == 0 or count == 0:
+        return out
+    keys = keys & _MASK
+    key32 = torch.where(keys >= 1 << 31, keys - (1 << 32), keys).to(torch.int32).view(-1, 1)
+    salt = (key32 * 3 + _signed32(0x165667B1))
+    cols = min(count, _BLOCK)
+    per = max(1, _BLOCK // cols)
+    tmp = torch.empty(per, cols, dtype=torch.int32, device=keys.device)
+    counter = torch.arange(start, start + count, dtype=torch.int64, device=keys.device)
+    counter = torch.where(counter >= 1 << 31, counter - (1 << 32), counter).to(torch.int32)
+    for r0 in range(0, rows, per):  # memory blocks, not examples: a few hundred at most
+        r1 = min(rows, r0 + per)
+        for c0 in range(0, count, cols):
+            c1 = min(count, c0 + cols)
+            block, t = out[r0:r1, c0:c1], tmp[: r1 - r0, : c1 - c0]
+            torch.bitwise_xor(counter[c0:c1].view(1, -1), key32[r0:r1], out=block)
+            _mix32_(block, t)
+            block += salt[r0:r1]
+            _mix32_(block, t)
+    return out
+
+
+def _to_unit(bits: Tensor, dtype=torch.float32) -> Tensor:
+    """Top 24 bits of int32 hashes -> uniforms in (0, 1), never 0 or 1."""
+    u = torch.bitwise_right_shift(bits, 8).bitwise_and_(0xFFFFFF).to(dtype)
+    return u.add_(0.5).mul_(1.0 / 16777216.0)
 
 
 class ExampleRNG:
@@ -75,25 +133,27 @@ class ExampleRNG:
         keys = _mix32(key ^ _mix32(self.index + 0x27D4EB2F))
         return keys.to(device)
 
-    def _bits(self, shape: Sequence[int], device: torch.device, lanes: int) -> Tensor:
-        """Hashes of shape (B, lanes, *shape): one independent 32-bit word per lane and element."""
+    def _bits(self, count: int, device: torch.device) -> Tensor:
+        """Hashes (B, count): one independent 32-bit word per example and counter; advances the
+        stream so the next draw is independent of this one."""
         self.stream += 1
-        numel = math.prod(shape)
-        keys = self._keys(device).view(-1, 1, 1)
-        counter = torch.arange(lanes * numel, device=device, dtype=torch.int64).view(1, lanes, numel)
-        bits = _mix32(_mix32(counter ^ keys) + keys * 3 + 0x165667B1)
-        return bits.view(len(self), lanes, *shape)
+        return hash_counters(self._keys(device), 0, count)
 
     def uniform(self, shape: Sequence[int], device=None, dtype=torch.float32) -> Tensor:
-        bits = self._bits(shape, torch.device(device or "cpu"), 1)[:, 0]
-        return ((bits >> 8).to(dtype) + 0.5) * (1.0 / 16777216.0)
+        bits = self._bits(math.prod(shape), torch.device(device or "cpu"))
+        return _to_unit(bits, dtype).view(len(self), *shape)
 
     def normal(self, shape: Sequence[int], device=None, dtype=torch.float32) -> Tensor:
-        bits = self._bits(shape, torch.device(device or "cpu"), 2)
-        u1 = ((bits[:, 0] >> 8).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
-        u2 = ((bits[:, 1] >> 8).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
-        z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
-        return z.to(dtype)
+        """Box-Muller on two uniform halves, using both the cosine and the sine output (one hash
+        per number): element ``i < ceil(numel / 2)`` is ``r cos``, element ``ceil(numel/2) + i``
+        is ``r sin`` of the same pair, which are independent standard normals."""
+        numel = math.prod(shape)
+        half = (numel + 1) // 2
+        bits = self._bits(2 * half, torch.device(device or "cpu"))
+        radius = _to_unit(bits[:, :half]).log_().mul_(-2.0).sqrt_()
+        angle = _to_unit(bits[:, half:]).mul_(2.0 * math.pi)
+        z = torch.cat([torch.cos(angle).mul_(radius), torch.sin(angle).mul_(radius)], dim=1)[:, :numel]
+        return z.to(dtype).reshape(len(self), *shape)
 
 
 Generator = torch.Generator | ExampleRNG | None
