@@ -1,0 +1,204 @@
+"""Running a reproduction study: train (or reuse) its models, evaluate them, write ``results.json``.
+
+A study is a function ``run(ctx) -> dict`` registered in :data:`STUDIES` (see
+``rxlit.analysis.studies``); its settings live in ``configs/experiment/<name>.yaml`` under
+``study:``. The context gives it:
+
+* ``ctx.model(key)``: the trained network for one of ``study.models`` (``key: [overrides]``),
+  trained through :func:`rxlit.training.run.train` or reused from ``checkpoints/<run name>/`` when a
+  checkpoint of the same training config exists. The run name ends in a hash of the resolved
+  training config, so any change (epochs, eps, model, data) trains a new model and the same
+  model is shared between studies (the standard model of ``free_lunch`` serves the others).
+* ``ctx.subset()``: a fixed stratified subset ``(x, y, index)`` of ``study.split``; metrics get
+  ``seed=study.seed, index=index`` so every example's noise is keyed and reproducible.
+
+``results.json`` holds everything the report needs (tables, curves, scatters, claims, the
+commands and the resolved configs); ``saliency.npz`` holds the arrays of saliency grids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+STUDIES: dict[str, Callable[[StudyContext], dict]] = {}
+
+# Keys of a training config that decide the trained weights (the rest is logging and paths).
+TRAINING_KEYS = ("data", "model", "adv", "reg", "optim", "sched", "trainer", "seed", "eval_attack", "channels_last")
+
+
+def register_study(name: str):
+    def decorator(fn):
+        STUDIES[name] = fn
+        return fn
+
+    return decorator
+
+
+def compose_train(overrides: list[str]) -> DictConfig:
+    """Compose ``configs/train.yaml`` with ``overrides`` (inside a Hydra app or outside one)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name="train", overrides=list(overrides))
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def study_settings(cfg: DictConfig | dict) -> dict:
+    """``cfg.study`` as a dict; with ``study.use_tiny`` each key of ``study.tiny.study`` replaces the
+    study's (whole: a tiny ``models`` or ``methods`` dict is the complete list, not an addition)."""
+    cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    if "study" not in cfg or cfg.study is None or "name" not in cfg.study:
+        raise ValueError("no study in the config: pass experiment=<name>, one of configs/experiment/*.yaml "
+                         f"({', '.join(sorted(p.stem for p in (CONFIGS / 'experiment').glob('*.yaml')))})")
+    study = OmegaConf.to_container(cfg.study, resolve=True)
+    if study.get("use_tiny"):
+        tiny = study.get("tiny") or {}
+        study = {**study, **(tiny.get("study") or {})}
+    return study
+
+
+def config_hash(train_cfg: dict) -> str:
+    relevant = {k: train_cfg.get(k) for k in TRAINING_KEYS}
+    relevant["data"] = {k: v for k, v in (relevant["data"] or {}).items() if k not in ("root", "num_workers", "pin_memory")}
+    relevant["trainer"] = {k: v for k, v in (relevant["trainer"] or {}).items()
+                           if k not in ("enable_progress_bar", "enable_model_summary", "log_every_n_steps")}
+    text = json.dumps(relevant, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+class StudyContext:
+    """What a study function needs: its settings, models, evaluation subset and run folder."""
+
+    def __init__(self, cfg: DictConfig, overrides: list[str], run_dir: Path, command: str):
+        self.cfg = cfg
+        self.overrides = [o for o in overrides if not o.startswith(("hydra.", "paths.output_dir"))]
+        self.study = study_settings(cfg)
+        self.run_dir = Path(run_dir)
+        self.command = command
+        self.models_info: dict[str, dict] = {}
+        self._models: dict[str, torch.nn.Module] = {}
+        self._subset = None
+        self.seed = int(self.study.get("seed", cfg.get("seed", 0)))
+        self.device = torch.device(self.study.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    # --- models ------------------------------------------------------------------------------
+    def training_overrides(self, key: str) -> list[str]:
+        specs = self.study.get("models") or {}
+        if key not in specs:
+            raise KeyError(f"model {key!r} is not in study.models ({sorted(specs)})")
+        tiny = (self.study.get("tiny") or {}).get("train") or [] if self.study.get("use_tiny") else []
+        return [*self.overrides, *(self.study.get("train") or []), *tiny, *(specs[key] or [])]
+
+    def model(self, key: str) -> torch.nn.Module:
+        if key not in self._models:
+            self._models[key] = self._train_or_reuse(key)
+        return self._models[key]
+
+    def _train_or_reuse(self, key: str) -> torch.nn.Module:
+        from rxlit.training.checkpoint import load_model
+        from rxlit.training.run import to_dict, train
+
+        overrides = self.training_overrides(key)
+        probe = to_dict(compose_train([*overrides, f"paths.output_dir={self.run_dir / 'models' / key}"]))
+        run_name = f"{probe['data']['name']}-{probe['model']['name']}-{key}-s{probe['seed']}-{config_hash(probe)}"
+        ckpt_dir = Path(probe["paths"]["checkpoints"]) / run_name
+        info_path = ckpt_dir / "study_model.json"
+        best = ckpt_dir / "best.ckpt"
+        start = time.time()
+        if best.is_file() and info_path.is_file():
+            info = json.loads(info_path.read_text())
+            info["reused"] = True
+            print(f"[study] {key}: reusing {best}", flush=True)
+        else:
+            print(f"[study] {key}: training {run_name}", flush=True)
+            cfg = compose_train([*overrides, f"paths.output_dir={self.run_dir / 'models' / key}",
+                                 f"run_name={run_name}"])
+            report = train(cfg)
+            best = Path(report["best_checkpoint"] or report["last_checkpoint"])
+            info = {"run_name": report["run_name"], "checkpoint": str(best), "test": report.get("test", {}),
+                    "train_time_s": report.get("wall_time_s"), "overrides": overrides,
+                    "command": "python scripts/train.py " + " ".join(shlex.quote(o) for o in overrides
+                                                                      + [f"run_name={run_name}"])}
+            (best.parent / "study_model.json").write_text(json.dumps(info, indent=2))
+            info["reused"] = False
+        info["load_time_s"] = round(time.time() - start, 2)
+        info["config"] = {k: probe.get(k) for k in TRAINING_KEYS}
+        self.models_info[key] = info
+        model, _ = load_model(info["checkpoint"], device=self.device)
+        return model
+
+    # --- data --------------------------------------------------------------------------------
+    def subset(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fixed stratified evaluation subset ``(x, y, index)`` on the study's device."""
+        if self._subset is None:
+            from rxlit.training.run import make_datamodule, to_dict
+
+            cfg = to_dict(compose_train([*self.overrides, "paths.output_dir=unused"]))
+            dm = make_datamodule(cfg["data"], cfg["seed"])
+            dm.setup("test")
+            x, y, index = dm.eval_subset(int(self.study["n_examples"]), self.study.get("split", "test"))
+            self._subset = (x.to(self.device), y.to(self.device), index)
+        return self._subset
+
+    def keyed(self) -> dict:
+        """Keyword arguments that key a metric's noise by (study seed, example index)."""
+        return {"seed": self.seed, "index": self.subset()[2]}
+
+
+def run_study(cfg: DictConfig, overrides: list[str], run_dir: str | Path, command: str | None = None) -> Path:
+    """Run the study of ``cfg`` (composed with ``overrides``) and write ``<run_dir>/results.json``."""
+    from rxlit.analysis import studies  # noqa: F401  (registers the studies)
+
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    command = command or "python scripts/study.py " + " ".join(shlex.quote(o) for o in overrides)
+    ctx = StudyContext(cfg, overrides, Path(run_dir), command)
+    name = ctx.study["name"]
+    if name not in STUDIES:
+        raise ValueError(f"unknown study {name!r}; valid: {sorted(STUDIES)}")
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    out = STUDIES[name](ctx)
+    saliency = out.pop("saliency_arrays", {})
+    if saliency:
+        np.savez_compressed(ctx.run_dir / "saliency.npz", **saliency)
+    results = {
+        "study": name, "command": command, "overrides": overrides, "argv": sys.argv,
+        "settings": ctx.study, "config": resolved(cfg),
+        "data": str(cfg.data.name), "model_name": str(cfg.model.name),
+        "models": ctx.models_info, "device": str(ctx.device), "torch": torch.__version__,
+        "wall_time_s": round(time.time() - start, 1), **out,
+    }
+    path = ctx.run_dir / "results.json"
+    path.write_text(json.dumps(results, indent=1, default=to_jsonable))
+    print(f"[study] {name}: {results['wall_time_s']} s, results in {path}", flush=True)
+    return path
+
+
+def resolved(cfg: DictConfig) -> dict:
+    """The resolved config, or the unresolved one where a resolver (``${hydra:...}``) is missing."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - outside a Hydra app ${hydra:...} cannot resolve
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def to_jsonable(value: Any):
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

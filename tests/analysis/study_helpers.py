@@ -1,0 +1,18 @@
+"""Run a study end to end on its tiny settings inside a temporary folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rxlit.analysis.report import write_report
+from rxlit.analysis.study import compose_train, run_study
+
+
+def run_tiny(name: str, tmp_path: Path, extra: tuple[str, ...] = ()) -> tuple[dict, Path]:
+    overrides = [f"experiment={name}", "study.use_tiny=true", "logger=none",
+                 f"paths.checkpoints={tmp_path / 'ckpt'}", f"paths.output_dir={tmp_path / 'run'}", *extra]
+    cfg = compose_train(overrides)
+    results_path = run_study(cfg, overrides, tmp_path / "run")
+    report = write_report(tmp_path / "run", reports=tmp_path / "reports", wandb=False)
+    return json.loads(results_path.read_text()), report
