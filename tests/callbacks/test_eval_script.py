@@ -1,0 +1,119 @@
+"""scripts/eval.py: checkpoint evaluation matches the callback; bad checkpoints fail clearly."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from callback_settings import TINY_EXPLAIN
+
+from rxlit.callbacks import evaluate_checkpoint
+from rxlit.training.checkpoint import CheckpointError
+from rxlit.training.run import train
+
+REPO = Path(__file__).resolve().parents[2]
+# Same weights, subset, seed and epoch key, and the same code path: only float summation order
+# could differ, and on one CPU process it does not.
+MATCH_RTOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 1-epoch digits run with the tiny explanation matrix evaluated after epoch 0."""
+    from conftest import TINY, compose
+
+    root = tmp_path_factory.mktemp("trained")
+    overrides = [*TINY, f"paths.output_dir={root / 'out'}", f"paths.checkpoints={root / 'ckpt'}", *TINY_EXPLAIN]
+    report = train(compose("train", overrides))
+    return report, root
+
+
+def eval_cfg(ckpt, out, *overrides, tiny=True):
+    from conftest import compose
+
+    explain = [*TINY_EXPLAIN, "explain.n_saliency_examples=0"] if tiny else []
+    return compose("eval", [f"ckpt_path={ckpt}", f"output_dir={out}", "logger=none", *explain, *overrides])
+
+
+@pytest.mark.slow
+def test_eval_script_matches_callback_values(trained, tmp_path):
+    report, root = trained
+    out = tmp_path / "eval"
+    args = [f"ckpt_path={report['checkpoint_dir']}/last.ckpt", "split=val", "logger=none",
+            f"hydra.run.dir={out}", *TINY_EXPLAIN]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "eval.py"), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    saved = json.loads((out / "metrics.json").read_text())
+    callback = json.loads((root / "out" / "xai" / "val_epoch000.json").read_text())["metrics"]
+    assert saved["epoch"] == 0 and saved["split"] == "val" and saved["n_examples"] == 8
+    assert set(saved["summaries"]) == set(callback)
+    for key, summary in callback.items():
+        assert saved["summaries"][key]["mean"] == pytest.approx(summary["mean"], rel=MATCH_RTOL), key
+        assert saved["summaries"][key]["mean"] == pytest.approx(report["fit"][key], rel=1e-5), key
+    # the nested view and the markdown table carry the same numbers; the table is printed too
+    assert saved["metrics"]["xai"]["local_lipschitz"]["grad"]["mean"] == saved["summaries"]["xai/local_lipschitz/grad"]["mean"]
+    table = (out / "metrics.md").read_text()
+    assert "| method | local_lipschitz | tan_faithfulness | infidelity |" in table
+    assert "| grad |" in table and "| robust_accuracy |" in table
+    assert "local_lipschitz" in proc.stdout
+
+
+@pytest.mark.slow
+def test_eval_on_test_split_with_another_epoch_key(trained, tmp_path):
+    report, _ = trained
+    ckpt = f"{report['checkpoint_dir']}/last.ckpt"
+    test_split = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "a", "explain.methods={grad: {}}"))
+    assert test_split["split"] == "test" and test_split["epoch"] == 0
+    other_epoch = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "b", "explain.methods={grad: {}}", "epoch=5"))
+    key = "xai/local_lipschitz/grad"
+    # a different RNG epoch key draws different neighbours: close, but not identical values
+    assert other_epoch["scalars"][key] != test_split["scalars"][key]
+    assert other_epoch["scalars"][key] == pytest.approx(test_split["scalars"][key], rel=0.5)
+
+
+def test_missing_and_corrupt_checkpoints_fail_clearly(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist: pass ckpt_path="):
+        evaluate_checkpoint(eval_cfg(tmp_path / "nope.ckpt", tmp_path / "o"))
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint" * 10)
+    with pytest.raises(CheckpointError, match="corrupt or not a torch checkpoint"):
+        evaluate_checkpoint(eval_cfg(garbage, tmp_path / "o"))
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not written by rxlit's train.py"):
+        evaluate_checkpoint(eval_cfg(foreign, tmp_path / "o"))
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_truncated_and_mismatched_checkpoints_fail_clearly(trained, tmp_path):
+    report, _ = trained
+    ckpt = Path(report["checkpoint_dir"]) / "last.ckpt"
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        evaluate_checkpoint(eval_cfg(truncated, tmp_path / "o"))
+    # data set with other classes and image size than the checkpoint's
+    with pytest.raises(CheckpointError, match=r"does not match data 'synthetic'.*num_classes: checkpoint 10 vs data 4"):
+        evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "o", "data=synthetic", "data.image_size=16"))
+    # weights that do not fit the architecture the checkpoint describes
+    state = torch.load(ckpt, weights_only=True)
+    state["hyper_parameters"]["model"]["hidden"] = 32
+    wrong = tmp_path / "wrong.ckpt"
+    torch.save(state, wrong)
+    with pytest.raises(CheckpointError, match="does not match the model it describes"):
+        evaluate_checkpoint(eval_cfg(wrong, tmp_path / "o"))
+
+
+def test_eval_refuses_bad_explain_config(trained, tmp_path):
+    report, _ = trained
+    ckpt = f"{report['checkpoint_dir']}/last.ckpt"
+    with pytest.raises(ValueError, match=r"unknown explanation methods \['nosuch'\].*valid methods: clime"):
+        evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "o", "+explain.methods.nosuch={}"))
+    with pytest.raises(ValueError, match="explain=none evaluates nothing"):
+        evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "o", "explain=none", tiny=False))
+    assert not (tmp_path / "o" / "metrics.json").exists()
