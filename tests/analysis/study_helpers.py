@@ -9,9 +9,10 @@ from rxlit.analysis.report import write_report
 from rxlit.analysis.study import compose_train, run_study
 
 
-def run_tiny(name: str, tmp_path: Path, extra: tuple[str, ...] = ()) -> tuple[dict, Path]:
+def run_tiny(name: str, tmp_path: Path, ckpt: Path | None = None, extra: tuple[str, ...] = ()) -> tuple[dict, Path]:
+    """``ckpt``: a checkpoints folder shared between tests (the tiny standard model is trained once)."""
     overrides = [f"experiment={name}", "study.use_tiny=true", "logger=none",
-                 f"paths.checkpoints={tmp_path / 'ckpt'}", f"paths.output_dir={tmp_path / 'run'}", *extra]
+                 f"paths.checkpoints={ckpt or tmp_path / 'ckpt'}", f"paths.output_dir={tmp_path / 'run'}", *extra]
     cfg = compose_train(overrides)
     results_path = run_study(cfg, overrides, tmp_path / "run")
     report = write_report(tmp_path / "run", reports=tmp_path / "reports", wandb=False)

@@ -1,0 +1,135 @@
+"""``smoothing_tradeoff``: Tan & Tian (ICML 2023), Figures 4-6.
+
+One standard model; a grid of smoothing scales applied to four methods: SmoothGrad (Gaussian
+std sigma), UniGrad (uniform ``[-r, r]^d``, r = sigma), and LIME / KernelSHAP applied to the
+Gaussian-smoothed model ``f_mu``. Per scale: the explanation local Lipschitz estimate and
+Tan & Tian's faithfulness with its three similarities (``1/||phi - p||``, Pearson, Spearman),
+and the faithfulness-maximising scale. The paper: Lipschitz falls monotonically with sigma
+while faithfulness peaks at an intermediate sigma (about 0.01-0.05) -- the trade-off.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rxlit.analysis.stats import argmax_point, spearman
+from rxlit.analysis.studies.common import cell, fmt, keyed_explain, mean, saliency_rows
+from rxlit.analysis.study import register_study
+from rxlit.explain.noise import tan_tian_samples as sample_count
+from rxlit.metrics import local_lipschitz, tan_faithfulness
+
+SIMILARITIES = ("inverse_l2", "pearson", "spearman")
+
+
+def variant_options(variant: dict, sigma: float) -> tuple[str, dict]:
+    """The method and options of one variant at one smoothing scale (``n`` capped by ``n_max``)."""
+    n = min(sample_count(sigma), int(variant.get("n_max", 10**9)))
+    if variant["kind"] == "smoothgrad":
+        return "smoothgrad", {"sigma": sigma, "n": n}
+    if variant["kind"] == "unigrad":
+        return "unigrad", {"r": sigma, "n": n}
+    return "smoothed", {"base": variant["kind"], "base_options": variant.get("base_options") or {},
+                        "kernel": "gaussian", "sigma": sigma, "n": n}
+
+
+def sweep(ctx, model, variant: dict, sigmas: list[float]) -> dict:
+    s = ctx.study
+    x, y, _ = ctx.subset()
+    keyed = ctx.keyed()
+    points = []
+    for sigma in sigmas:
+        method, options = variant_options(variant, sigma)
+        lip = local_lipschitz(model, x, y, method, **s["lipschitz"], method_options=options, **keyed)
+        phi = keyed_explain(ctx, model, method, options)
+        faith = {sim: tan_faithfulness(model, x, y, attributions=phi, similarity=sim, **s["faithfulness"])
+                 for sim in SIMILARITIES}
+        points.append({"sigma": sigma, "n": options["n"], "lipschitz": lip, "faithfulness": faith, "phi": phi})
+        print(f"[smoothing_tradeoff] {variant['label']} sigma {sigma}: lipschitz {mean(lip):.4g} "
+              f"faithfulness {mean(faith['inverse_l2']):.4g}", flush=True)
+    return {"label": variant["label"], "points": points}
+
+
+def curve(title: str, y_label: str, file: str, sweeps: list[dict], value, log_y: bool) -> dict:
+    series = []
+    for sw in sweeps:
+        cells = [cell(value(p)) for p in sw["points"]]
+        series.append({"label": sw["label"], "x": [p["sigma"] for p in sw["points"]],
+                       "mean": [c["mean"] for c in cells], "low": [c["low"] for c in cells],
+                       "high": [c["high"] for c in cells]})
+    return {"title": title, "x_label": "smoothing sigma (UniGrad: r)", "y_label": y_label, "file": file,
+            "log_x": True, "log_y": log_y, "series": series}
+
+
+def summary_rows(sweeps: list[dict]) -> tuple[list[list], dict]:
+    rows, best = [], {}
+    for sw in sweeps:
+        sigmas = [p["sigma"] for p in sw["points"]]
+        lips = [mean(p["lipschitz"]) for p in sw["points"]]
+        rho = spearman(sigmas, lips)
+        argmaxes = {sim: argmax_point(sigmas, [mean(p["faithfulness"][sim]) for p in sw["points"]])[0]
+                    for sim in SIMILARITIES}
+        best[sw["label"]] = {"rho_lipschitz": rho, "argmax": argmaxes, "lip_first": lips[0], "lip_last": lips[-1]}
+        rows.append([sw["label"], rho, lips[0] / lips[-1] if lips[-1] else math.nan,
+                     *[argmaxes[sim] for sim in SIMILARITIES]])
+    return rows, best
+
+
+def claims(best: dict, sigmas: list[float]) -> list[dict]:
+    monotone = {k: v["rho_lipschitz"] for k, v in best.items()}
+    ok = all(v <= -0.9 for v in monotone.values())
+    out = [{
+        "claim": "Smoothing more (larger sigma) lowers the explanation Lipschitz monotonically",
+        "paper": "Lipschitz decreases monotonically with sigma (Figs. 4-6)",
+        "measured": "Spearman(sigma, Lipschitz): " + ", ".join(f"{k} {fmt(v, 2)}" for k, v in monotone.items()),
+        "reproduced": ok,
+        "why": "every variant's Lipschitz falls with sigma (rank correlation <= -0.9)" if ok else
+               "not monotone for " + ", ".join(k for k, v in monotone.items() if v > -0.9)
+               + ": with few smoothing samples (n capped for the CPU budget) and independent noise at each "
+                 "neighbour, the Monte Carlo error of the smoothed explanation adds to the estimate",
+    }]
+    ends = (sigmas[0], sigmas[-1])
+    interior = {k: v["argmax"]["inverse_l2"] not in ends for k, v in best.items()}
+    ok = all(interior.values())
+    out.append({
+        "claim": "Faithfulness (1/||phi - p||) peaks at an intermediate sigma, then falls",
+        "paper": "faithfulness-maximising sigma about 0.01-0.05 (CIFAR-10)",
+        "measured": "argmax sigma: " + ", ".join(f"{k} {fmt(v['argmax']['inverse_l2'])}" for k, v in best.items()),
+        "reproduced": ok,
+        "why": "an interior maximum for every variant" if ok else
+               "the maximum is at the end of the grid for " + ", ".join(k for k, v in interior.items() if not v)
+               + ": on 8x8 digits with a small MLP the finite-difference reference p uses whole-pixel removals "
+                 "(a change of up to 1 per pixel), so heavier smoothing keeps matching it better, or the "
+                 "unsmoothed end is already the most faithful",
+    })
+    return out
+
+
+@register_study("smoothing_tradeoff")
+def run(ctx) -> dict:
+    s = ctx.study
+    model = ctx.model(s["model"])
+    sigmas = [float(v) for v in s["sigmas"]]
+    sweeps = [sweep(ctx, model, variant, sigmas) for variant in s["variants"]]
+    rows, best = summary_rows(sweeps)
+    curves = [curve("Explanation local Lipschitz vs smoothing", "explanation local Lipschitz",
+                    "lipschitz_vs_sigma.png", sweeps, lambda p: p["lipschitz"], True)]
+    for sim in SIMILARITIES:
+        curves.append(curve(f"Faithfulness ({sim}) vs smoothing", f"faithfulness, {sim}",
+                            f"faithfulness_{sim}_vs_sigma.png", sweeps, lambda p, sim=sim: p["faithfulness"][sim],
+                            sim == "inverse_l2"))
+    per_sigma = {"title": "Per sigma: n samples, explanation Lipschitz, faithfulness (inverse_l2) (mean, 95% CI)",
+                 "columns": ["variant", "sigma", "n", "Lipschitz", *[f"faithfulness {sim}" for sim in SIMILARITIES]],
+                 "rows": [[sw["label"], p["sigma"], p["n"], cell(p["lipschitz"]),
+                           *[cell(p["faithfulness"][sim]) for sim in SIMILARITIES]]
+                          for sw in sweeps for p in sw["points"]]}
+    summary = {"title": "Trade-off summary: Spearman(sigma, Lipschitz), Lipschitz ratio first/last sigma, "
+                        "faithfulness-maximising sigma per similarity",
+               "columns": ["variant", "rho(sigma, Lipschitz)", "Lipschitz ratio", *[f"argmax {s_}" for s_ in SIMILARITIES]],
+               "rows": rows}
+    x = ctx.subset()[0]
+    first = sweeps[0]
+    arrays = {"sweep": saliency_rows(x, [p["phi"] for p in first["points"]], int(s.get("n_saliency", 3)))}
+    saliency = [{"title": f"{first['label']} as sigma grows", "file": "saliency_sigma.png", "key": "sweep",
+                 "col_labels": ["input", *[f"sigma {p['sigma']}" for p in first["points"]]]}]
+    return {"tables": [summary, per_sigma], "curves": curves, "scatters": [], "saliency": saliency,
+            "saliency_arrays": arrays, "claims": claims(best, sigmas)}
