@@ -159,6 +159,13 @@ class StudyContext:
         return {"seed": self.seed, "index": self.subset()[2]}
 
 
+def study_run_dir(cfg: DictConfig, stamp: str) -> Path:
+    """``<study.output_root>/<study>-<data>-<model>/<stamp>`` (default root ``outputs/studies``)."""
+    study = study_settings(cfg)
+    root = Path(study.get("output_root") or "outputs/studies")
+    return root / f"{study['name']}-{cfg.data.name}-{cfg.model.name}" / stamp
+
+
 def run_study(cfg: DictConfig, overrides: list[str], run_dir: str | Path, command: str | None = None) -> Path:
     """Run the study of ``cfg`` (composed with ``overrides``) and write ``<run_dir>/results.json``."""
     from rxlit.analysis import studies  # noqa: F401  (registers the studies)
