@@ -29,19 +29,27 @@ QUICKSHIFT_DEFAULTS = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}
 @dataclass
 class Groups:
     """Group labels of every input element, ``index`` (B, D) with D = x[0].numel(), ``k`` groups,
-    ``active`` (B, k): which groups have at least one element in each image."""
+    ``active`` (B, k): which groups have at least one element in each image. ``shared`` (D,) is
+    the labels when every image has the same ones (a grid, ``elements``), else None."""
 
     index: Tensor
     k: int
     active: Tensor
+    shared: Tensor | None = None
 
     def broadcast(self, weights: Tensor, shape: torch.Size) -> Tensor:
         """Group weights (B, k) -> every element of the group, shape ``shape``."""
         return weights.gather(1, self.index).view(shape)
 
     def expand(self, coalitions: Tensor, rows: Tensor) -> Tensor:
-        """Per-element values (R, D) of per-group coalitions (R, k) for examples ``rows``."""
-        return coalitions.gather(1, self.index[rows])
+        """Per-element values (R, D) of per-group coalitions (R, k) for examples ``rows``.
+
+        With shared labels this is one column gather, without building an (R, D) index (a
+        large share of LIME's and KernelSHAP's time besides the model, before).
+        """
+        if self.shared is not None:
+            return coalitions.index_select(1, self.shared)
+        return coalitions.gather(1, self.index.index_select(0, rows))
 
     def sums(self, values: Tensor) -> Tensor:
         """Per-group sums (B, k) of per-element values (B, D)."""
@@ -112,7 +120,8 @@ def from_labels(mask: Tensor, x: Tensor) -> Groups:
     k = int(index.max()) + 1
     active = torch.zeros(x.shape[0], k, dtype=torch.bool, device=x.device)
     active.scatter_(1, index, True)
-    return Groups(index, k, active)
+    shared = index[0] if bool((index == index[:1]).all()) else None
+    return Groups(index, k, active, shared)
 
 
 FEATURES = ("grid", "quickshift", "elements")

@@ -14,6 +14,14 @@ from rxlit.explain.core import score_rows
 from rxlit.explain.features import Groups
 
 
+def constant_value(baseline: Tensor) -> float | None:
+    """The value of a baseline expanded from a scalar (all strides 0), else None: such a
+    baseline is added as a number instead of being gathered row by row."""
+    if baseline.numel() and all(stride == 0 for stride in baseline.stride()):
+        return float(baseline.reshape(-1)[0])
+    return None
+
+
 def coalition_scores(model: nn.Module, x: Tensor, target: Tensor, groups: Groups, coalitions: Tensor,
                      baseline: Tensor, output: str = "logit", chunk_size: int | None = None) -> Tensor:
     """f at ``baseline + (x - baseline) * z`` for coalitions ``z`` (B, n, k) in {0, 1} (or any
@@ -23,11 +31,13 @@ def coalition_scores(model: nn.Module, x: Tensor, target: Tensor, groups: Groups
     flat = coalitions.to(x.dtype).flatten(0, 1)
     start = baseline.flatten(1)
     delta = x.flatten(1) - start
+    constant = constant_value(baseline)
 
     def build(rows: Tensor) -> Tensor:
         example = rows // n
-        keep = groups.expand(flat[rows], example)
-        return (start[example] + delta[example] * keep).view(-1, *x.shape[1:])
+        inputs = delta.index_select(0, example).mul_(groups.expand(flat.index_select(0, rows), example))
+        inputs = inputs.add_(constant) if constant is not None else inputs.add_(start.index_select(0, example))
+        return inputs.view(-1, *x.shape[1:])
 
     return score_rows(model, build, target, n, output, chunk_size, like=x)
 
@@ -42,6 +52,7 @@ def shifted_scores(model: nn.Module, x: Tensor, target: Tensor, groups: Groups, 
 
     def build(rows: Tensor) -> Tensor:
         example = rows // n
-        return (base[example] + groups.expand(flat[rows], example)).view(-1, *x.shape[1:])
+        inputs = base.index_select(0, example).add_(groups.expand(flat.index_select(0, rows), example))
+        return inputs.view(-1, *x.shape[1:])
 
     return score_rows(model, build, target, n, output, chunk_size, like=x)

@@ -56,8 +56,11 @@ def shap_coalitions(generator: rng.Generator, groups: Groups, n: int, device=Non
         size = torch.where(counts.unsqueeze(1) > 1, size, torch.zeros_like(size))
     else:
         size = torch.zeros_like(u_size, dtype=torch.long)
-    rank = torch.where(active, u_pick, torch.full_like(u_pick, 2.0)).argsort(dim=2).argsort(dim=2)
-    sampled = rank < size.unsqueeze(-1)
+    # The s active groups with the smallest uniforms: those at or below the s-th smallest value
+    # (one sort; float64 uniforms do not tie). Inactive groups rank last with 2.0.
+    keys = torch.where(active, u_pick, torch.full_like(u_pick, 2.0))
+    cutoff = keys.sort(dim=2).values.gather(2, (size - 1).clamp_min(0).unsqueeze(-1))
+    sampled = (keys <= cutoff) & (size > 0).unsqueeze(-1)
     ends = torch.stack([groups.active, torch.zeros_like(groups.active)], dim=1)
     return torch.cat([ends, sampled], dim=1).to(torch.float64)
 
