@@ -61,33 +61,50 @@ def _mix32_(x: Tensor, tmp: Tensor) -> Tensor:
     return x
 
 
-def hash_counters(keys: Tensor, start: int, count: int, out: Tensor | None = None) -> Tensor:
-    """``h(key, c) = mix(mix(c ^ key) + 3 key + C)`` for counters ``c = start .. start+count-1``.
-
-    ``keys`` (R,) int64 holding 32-bit values; returns int32 bit patterns (R, count). Evaluated in
-    cache-sized blocks with in-place int32 operations: about 2x the cost of ``torch.rand``.
-    """
-    rows = keys.shape[0]
-    out = torch.empty(rows, count, dtype=torch.int32, device=keys.device) if out is None else out
-    if rows == 0 or count == 0:
-        return out
-    keys = keys & _MASK
-    key32 = torch.where(keys >= 1 << 31, keys - (1 << 32), keys).to(torch.int32).view(-1, 1)
-    salt = (key32 * 3 + _signed32(0x165667B1))
-    cols = min(count, _BLOCK)
+def blocks(rows: int, count: int):
+    """(row slice, column slice) pairs tiling a (rows, count) grid in blocks of about
+    ``_BLOCK`` elements (a memory tiling, not a loop over examples or samples)."""
+    cols = max(1, min(count, _BLOCK))
     per = max(1, _BLOCK // cols)
-    tmp = torch.empty(per, cols, dtype=torch.int32, device=keys.device)
-    counter = torch.arange(start, start + count, dtype=torch.int64, device=keys.device)
-    counter = torch.where(counter >= 1 << 31, counter - (1 << 32), counter).to(torch.int32)
-    for r0 in range(0, rows, per):  # memory blocks, not examples: a few hundred at most
-        r1 = min(rows, r0 + per)
+    for r0 in range(0, rows, per):
         for c0 in range(0, count, cols):
-            c1 = min(count, c0 + cols)
-            block, t = out[r0:r1, c0:c1], tmp[: r1 - r0, : c1 - c0]
-            torch.bitwise_xor(counter[c0:c1].view(1, -1), key32[r0:r1], out=block)
-            _mix32_(block, t)
-            block += salt[r0:r1]
-            _mix32_(block, t)
+            yield slice(r0, min(rows, r0 + per)), slice(c0, min(count, c0 + cols))
+
+
+class _Hasher:
+    """``h(key, c) = mix(mix(c ^ key) + 3 key + C)`` on blocks of (rows, counters), with reused
+    int32 scratch buffers so nothing large is allocated and every block stays in cache."""
+
+    def __init__(self, keys: Tensor):
+        keys = keys.reshape(-1) & _MASK
+        self.key = torch.where(keys >= 1 << 31, keys - (1 << 32), keys).to(torch.int32).view(-1, 1)
+        self.salt = self.key * 3 + _signed32(0x165667B1)
+        self.scratch = torch.empty(2 * _BLOCK, dtype=torch.int32, device=keys.device)
+
+    def block(self, rows: slice, start: int, stop: int) -> Tensor:
+        """int32 hashes (rows, stop - start) of counters ``start .. stop - 1`` (< 2**31), in the
+        scratch buffer when it fits: valid until the next call."""
+        shape = (rows.stop - rows.start, stop - start)
+        size = shape[0] * shape[1]
+        if size > _BLOCK:  # only for callers that do not tile with blocks()
+            out = torch.empty(shape, dtype=torch.int32, device=self.key.device)
+            tmp = torch.empty_like(out)
+        else:
+            out, tmp = self.scratch[:size].view(shape), self.scratch[_BLOCK:_BLOCK + size].view(shape)
+        counter = torch.arange(start, stop, dtype=torch.int32, device=self.key.device).view(1, -1)
+        torch.bitwise_xor(counter, self.key[rows], out=out)
+        _mix32_(out, tmp)
+        out += self.salt[rows]
+        return _mix32_(out, tmp)
+
+
+def hash_counters(keys: Tensor, start: int, count: int) -> Tensor:
+    """int32 bit patterns (R, count) of the counters ``start .. start + count - 1`` of every key
+    (R,): about 2x the cost of ``torch.rand`` (blocked, in-place int32 arithmetic)."""
+    hasher = _Hasher(keys)
+    out = torch.empty(keys.numel(), count, dtype=torch.int32, device=keys.device)
+    for rows, cols in blocks(keys.numel(), count):
+        out[rows, cols] = hasher.block(rows, start + cols.start, start + cols.stop)
     return out
 
 
@@ -133,27 +150,34 @@ class ExampleRNG:
         keys = _mix32(key ^ _mix32(self.index + 0x27D4EB2F))
         return keys.to(device)
 
-    def _bits(self, count: int, device: torch.device) -> Tensor:
-        """Hashes (B, count): one independent 32-bit word per example and counter; advances the
-        stream so the next draw is independent of this one."""
+    def _hasher(self, device: torch.device) -> _Hasher:
+        """The hashes of this draw; advances the stream so the next draw is independent."""
         self.stream += 1
-        return hash_counters(self._keys(device), 0, count)
+        return _Hasher(self._keys(device))
 
     def uniform(self, shape: Sequence[int], device=None, dtype=torch.float32) -> Tensor:
-        bits = self._bits(math.prod(shape), torch.device(device or "cpu"))
-        return _to_unit(bits, dtype).view(len(self), *shape)
+        numel = math.prod(shape)
+        hasher = self._hasher(torch.device(device or "cpu"))
+        out = torch.empty(len(self), numel, dtype=dtype, device=device)
+        for rows, cols in blocks(len(self), numel):
+            out[rows, cols] = _to_unit(hasher.block(rows, cols.start, cols.stop), dtype)
+        return out.view(len(self), *shape)
 
     def normal(self, shape: Sequence[int], device=None, dtype=torch.float32) -> Tensor:
         """Box-Muller on two uniform halves, using both the cosine and the sine output (one hash
         per number): element ``i < ceil(numel / 2)`` is ``r cos``, element ``ceil(numel/2) + i``
-        is ``r sin`` of the same pair, which are independent standard normals."""
+        is ``r sin`` of the same pair, which are independent standard normals. Computed block by
+        block (the transcendental functions are several times faster on cache-resident data)."""
         numel = math.prod(shape)
         half = (numel + 1) // 2
-        bits = self._bits(2 * half, torch.device(device or "cpu"))
-        radius = _to_unit(bits[:, :half]).log_().mul_(-2.0).sqrt_()
-        angle = _to_unit(bits[:, half:]).mul_(2.0 * math.pi)
-        z = torch.cat([torch.cos(angle).mul_(radius), torch.sin(angle).mul_(radius)], dim=1)[:, :numel]
-        return z.to(dtype).reshape(len(self), *shape)
+        hasher = self._hasher(torch.device(device or "cpu"))
+        out = torch.empty(len(self), 2 * half, dtype=torch.float32, device=device)
+        for rows, cols in blocks(len(self), half):
+            radius = _to_unit(hasher.block(rows, cols.start, cols.stop)).log_().mul_(-2.0).sqrt_()
+            angle = _to_unit(hasher.block(rows, half + cols.start, half + cols.stop)).mul_(2.0 * math.pi)
+            out[rows, cols] = torch.cos(angle).mul_(radius)
+            out[rows, half + cols.start:half + cols.stop] = torch.sin(angle).mul_(radius)
+        return out[:, :numel].to(dtype).reshape(len(self), *shape)
 
 
 Generator = torch.Generator | ExampleRNG | None

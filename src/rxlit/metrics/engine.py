@@ -9,12 +9,13 @@ Python loop over examples or samples.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from rxlit.explain.core import chunk_rows, eval_mode, explain, forward_scalar, iter_chunks
+from rxlit.explain.core import chunk_rows, eval_mode, explain, forward_scalar, get_method, iter_chunks
 from rxlit.rng import Generator
 
 
@@ -29,8 +30,17 @@ def evaluated(metric: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return wrapper
 
 
+# Memory budget of one chunk of model rows on the CPU. Smaller than explain()'s default: on a CPU
+# the passes run fastest when a chunk's activations stay near the caches (on a 3x16x16 CNN, 341-row
+# chunks take 0.7x the time per row of 1365-row ones); accelerators keep the larger budget.
+CPU_BUDGET_BYTES = 64 * 2**20
+
+
 def default_chunk(x: Tensor, chunk_size: int | None) -> int:
-    return int(chunk_size) if chunk_size else chunk_rows(x)
+    """Rows of model input per pass: ``chunk_size`` when given, else the memory-budget rule."""
+    if chunk_size:
+        return int(chunk_size)
+    return chunk_rows(x, CPU_BUDGET_BYTES) if x.device.type == "cpu" else chunk_rows(x)
 
 
 def map_rows(n_rows: int, chunk_size: int, fn: Callable[[slice], Tensor]) -> Tensor:
@@ -44,9 +54,21 @@ def row_examples(rows: slice, n_samples: int, device) -> Tensor:
 
 
 def explain_rows(model: nn.Module, x: Tensor, target: Tensor, method, generator: Generator,
-                 options: dict) -> Tensor:
-    """An explanation of already-resolved targets (no argmax pass), with the metric's generator."""
+                 options: dict, chunk_size: int | None = None) -> Tensor:
+    """An explanation of already-resolved targets (no argmax pass), with the metric's generator.
+
+    The metric's chunk size is handed to a method that takes ``chunk_size`` (unless the method
+    options set one), so its inner passes (SmoothGrad's noisy copies, LIME's coalitions) use the
+    same memory budget as the metric's own passes.
+    """
+    if chunk_size and "chunk_size" not in options and _accepts_chunk_size(method):
+        options = {**options, "chunk_size": chunk_size}
     return explain(model, x, target, method, generator=generator, **options)
+
+
+def _accepts_chunk_size(method) -> bool:
+    params = inspect.signature(get_method(method)).parameters.values()
+    return any(p.name == "chunk_size" or p.kind == p.VAR_KEYWORD for p in params)
 
 
 def model_output(model: nn.Module, x: Tensor, target: Tensor | None, output: str) -> Tensor:

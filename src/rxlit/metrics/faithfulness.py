@@ -35,9 +35,10 @@ from rxlit.metrics.registry import register_metric
 from rxlit.rng import Generator
 
 
-def _attributions(model, x, target, attributions, method, generator, options) -> Tensor:
+def _attributions(model, x, target, attributions, method, generator, options, chunk_size=None) -> Tensor:
     if attributions is None:
-        return explain_rows(model, x, target, method, rng.spawn(generator), options).detach()
+        chunk = default_chunk(x, chunk_size)
+        return explain_rows(model, x, target, method, rng.spawn(generator), options, chunk).detach()
     if attributions.shape != x.shape:
         raise ValueError(f"attributions of shape {tuple(attributions.shape)} for inputs {tuple(x.shape)}")
     return attributions.detach().to(x.dtype)
@@ -85,7 +86,7 @@ def infidelity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, 
         law, n = infidelity_perturbation(perturbation, x.shape, n_samples, scale, max_side)
     B = x.shape[0]
     stream = FlatStream(generator, B, n)
-    phi = _attributions(model, x, target, attributions, method, generator, method_options)
+    phi = _attributions(model, x, target, attributions, method, generator, method_options, chunk_size)
     f_x = _forward(model, x, target, output)
 
     def chunk(rows: slice) -> Tensor:
@@ -162,7 +163,7 @@ def tan_faithfulness(model: nn.Module, x: Tensor, target: Tensor | int | None = 
         raise ValueError(f"unknown similarity {similarity!r}; valid: {sorted(SIMILARITIES)}")
     target = resolve_target(model, x, target)
     generator = resolve_generator(generator, x.shape[0], seed, index, epoch)
-    phi = _attributions(model, x, target, attributions, method, generator, method_options)
+    phi = _attributions(model, x, target, attributions, method, generator, method_options, chunk_size)
     labels = resolve_groups(groups, x)
     G, B = int(labels.max()) + 1, x.shape[0]
     ref = torch.as_tensor(reference, device=x.device, dtype=x.dtype).expand_as(x)
@@ -190,7 +191,7 @@ def _removal_auc(model, x, target, attributions, groups, n_steps, reference, out
                  generator, chunk_size, seed, index, epoch, method_options) -> Tensor:
     target = resolve_target(model, x, target)
     generator = resolve_generator(generator, x.shape[0], seed, index, epoch)
-    phi = _attributions(model, x, target, attributions, method, generator, method_options)
+    phi = _attributions(model, x, target, attributions, method, generator, method_options, chunk_size)
     labels = resolve_groups(groups, x)
     G, B = int(labels.max()) + 1, x.shape[0]
     K = int(n_steps or G)
@@ -267,7 +268,7 @@ def faithfulness_correlation(model: nn.Module, x: Tensor, target: Tensor | int |
     generator = resolve_generator(generator, x.shape[0], seed, index, epoch)
     B, n = x.shape[0], n_samples
     stream = FlatStream(generator, B, n)
-    phi = _attributions(model, x, target, attributions, method, generator, method_options)
+    phi = _attributions(model, x, target, attributions, method, generator, method_options, chunk_size)
     labels = None if groups is None else resolve_groups(groups, x)
     phi_f = phi.flatten(1) if labels is None else group_sums(phi, labels, int(labels.max()) + 1)
     n_feat = phi_f.shape[1]

@@ -64,7 +64,8 @@ def neighbour_distances(model: nn.Module, x: Tensor, target: Tensor, method, n_s
     method_noise = FlatStream(generator, B, n)
     if common_noise:
         method_noise = _common(phi_noise, n)  # before explain() advances phi_noise's counter
-    phi = explain_rows(model, x, target, method, phi_noise, options)
+    chunk_size = default_chunk(x, chunk_size)
+    phi = explain_rows(model, x, target, method, phi_noise, options, chunk_size)
     best_x = x.clone() if score is not None else None
     best = torch.full((B,), -torch.inf, device=x.device, dtype=x.dtype)
 
@@ -72,13 +73,13 @@ def neighbour_distances(model: nn.Module, x: Tensor, target: Tensor, method, n_s
         e = row_examples(rows, n, x.device)
         x_rows = x[e]
         x_near = sample(x_rows, noise, rows)
-        phi_near = explain_rows(model, x_near, target[e], method, method_noise.rows(rows), options)
+        phi_near = explain_rows(model, x_near, target[e], method, method_noise.rows(rows), options, chunk_size)
         d = torch.stack([row_norm(phi_near - phi[e]), row_norm(x_near - x_rows)], 1).to(x.dtype)
         if score is not None:
             _keep_best(best, best_x, e, score(d[:, 0], d[:, 1]), x_near)
         return d
 
-    d = map_rows(B * n, default_chunk(x, chunk_size), chunk)
+    d = map_rows(B * n, chunk_size, chunk)
     return NeighbourDistances(phi, d[:, 0].view(B, n), d[:, 1].view(B, n), best_x)
 
 
@@ -271,13 +272,14 @@ def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | 
         return safe_ratio(best, denom)
     surrogate = smooth_surrogate(model, beta)
     step_size = 2.5 * radius / steps if step_size is None else step_size
-    ref = explain_rows(surrogate, x, target, method, rng.spawn(generator), method_options).detach()
+    chunk = default_chunk(x, chunk_size)
+    ref = explain_rows(surrogate, x, target, method, rng.spawn(generator), method_options, chunk).detach()
     for _ in range(steps):  # the ascent is sequential by nature; each step is one batched pass
         direction = _ascent_direction(surrogate, y, ref, target, method, method_options, generator,
                                       n_directions, radius / 4)
         y = x + (y + step_size * direction.sign() - x).clamp(-radius, radius)
         y = y.clamp(0, 1) if clip else y
-        phi_y = explain_rows(model, y, target, method, rng.spawn(generator), method_options)
+        phi_y = explain_rows(model, y, target, method, rng.spawn(generator), method_options, chunk)
         change = row_norm(phi_y - d.phi).to(best.dtype)
         best = torch.maximum(best, change)
     return safe_ratio(best, denom)
