@@ -19,6 +19,7 @@ commands and the resolved configs); ``saliency.npz`` holds the arrays of salienc
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import shlex
 import sys
@@ -179,6 +180,7 @@ def run_study(cfg: DictConfig, overrides: list[str], run_dir: str | Path, comman
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     out = STUDIES[name](ctx)
+    out.setdefault("summary", inspect.getdoc(sys.modules[STUDIES[name].__module__]) or "")
     saliency = out.pop("saliency_arrays", {})
     if saliency:
         np.savez_compressed(ctx.run_dir / "saliency.npz", **saliency)
