@@ -55,3 +55,31 @@ def test_bad_features_are_refused():
         feature_groups(x, "slic")
     with pytest.raises(ValueError, match="does not broadcast"):
         feature_groups(x, torch.zeros(5, 5, dtype=torch.long))
+
+
+def test_shared_and_per_image_labels_expand_alike():
+    """A mask shared by the batch takes the column-gather path; a per-image one the full gather."""
+    x = torch.rand(3, 2, 4, 4)
+    shared = feature_groups(x, grid_mask(4, 4, n_groups=4))
+    labels = grid_mask(4, 4, n_groups=4).repeat(3, 1, 1)
+    labels[2] = 3 - labels[2]  # one image differs: no shared labels
+    per_image = feature_groups(x, labels)
+    assert shared.shared is not None and per_image.shared is None
+    coalitions = torch.rand(5, 4)
+    rows = torch.tensor([0, 0, 1, 2, 2])
+    expected = torch.stack([coalitions[r, labels[b].flatten().repeat(2)] for r, b in enumerate(rows.tolist())])
+    assert torch.equal(per_image.expand(coalitions, rows), expected)
+    assert torch.equal(shared.expand(coalitions[:2], rows[:2]), expected[:2])
+
+
+def test_scalar_and_tensor_baselines_agree():
+    """A scalar baseline is added as a number, a tensor one gathered per row: same result."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Tanh(), torch.nn.Flatten(),
+                                torch.nn.Linear(72, 3)).double()
+    for method in ("lime", "kernel_shap"):
+        runs = [explain(model, x, 1, method, n_samples=16, n_features=16, baseline=baseline,
+                        generator=torch.Generator().manual_seed(0))
+                for baseline in (0.3, torch.full_like(x, 0.3))]
+        assert torch.allclose(runs[0], runs[1], rtol=1e-12, atol=1e-14), method
