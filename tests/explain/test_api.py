@@ -95,3 +95,14 @@ def test_integrated_gradients_rules_and_refusals(cnn, images):
         explain(cnn, images, 0, "integrated_gradients", rule="simpson")
     with pytest.raises(ValueError, match="riemann_trapezoid needs steps >= 2"):
         explain(cnn, images, 0, "integrated_gradients", steps=1)
+
+
+def test_non_finite_inputs_are_refused_but_huge_finite_ones_are_not():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    for bad in (float("nan"), float("inf")):
+        x = torch.zeros(2, 4)
+        x[1, 2] = bad
+        with pytest.raises(ValueError, match="NaN or inf"):
+            explain(model, x, 0)
+    huge = torch.full((2, 4), 3e38)  # finite entries whose sum overflows float32
+    assert torch.allclose(explain(model, huge, 0), model[1].weight[0].detach().expand(2, 4))
