@@ -164,10 +164,22 @@ def models_section(results: dict) -> str:
     return "\n".join(lines)
 
 
+def study_summary(name: str) -> str:
+    """The study module's docstring (for results written before summaries were stored)."""
+    import inspect
+    import sys
+
+    from rxlit.analysis import studies  # noqa: F401  (registers the studies)
+    from rxlit.analysis.study import STUDIES
+
+    fn = STUDIES.get(name)
+    return inspect.getdoc(sys.modules[fn.__module__]) if fn else ""
+
+
 def render(results: dict, run_dir: Path, plots: list[str]) -> str:
     name = results["study"]
     parts = [f"# Study `{name}` on {results['data']} / {results['model_name']}", "",
-             results.get("summary", ""), "",
+             results.get("summary") or study_summary(name), "",
              f"Run folder: `{run_dir}`; wall time {fmt(results['wall_time_s'])} s on {results['device']} "
              f"(torch {results['torch']}).", "", claims_section(results.get("claims", [])), "", "## Results", ""]
     for table in results.get("tables", []):

@@ -88,19 +88,22 @@ def claims(best: dict, sigmas: list[float]) -> list[dict]:
                  "neighbour, the Monte Carlo error of the smoothed explanation adds to the estimate",
     }]
     ends = (sigmas[0], sigmas[-1])
-    interior = {k: v["argmax"]["inverse_l2"] not in ends for k, v in best.items()}
-    ok = all(interior.values())
-    out.append({
-        "claim": "Faithfulness (1/||phi - p||) peaks at an intermediate sigma, then falls",
-        "paper": "faithfulness-maximising sigma about 0.01-0.05 (CIFAR-10)",
-        "measured": "argmax sigma: " + ", ".join(f"{k} {fmt(v['argmax']['inverse_l2'])}" for k, v in best.items()),
-        "reproduced": ok,
-        "why": "an interior maximum for every variant" if ok else
-               "the maximum is at the end of the grid for " + ", ".join(k for k, v in interior.items() if not v)
-               + ": on 8x8 digits with a small MLP the finite-difference reference p uses whole-pixel removals "
-                 "(a change of up to 1 per pixel), so heavier smoothing keeps matching it better, or the "
-                 "unsmoothed end is already the most faithful",
-    })
+    for label, v in best.items():
+        peak = v["argmax"]["inverse_l2"]
+        interior = peak not in ends
+        out.append({
+            "claim": f"{label}: faithfulness (1/||phi - p||) peaks at an intermediate sigma, then falls",
+            "paper": "faithfulness-maximising sigma about 0.01-0.05 (CIFAR-10), lower on both sides",
+            "measured": f"argmax sigma {fmt(peak)} (Pearson {fmt(v['argmax']['pearson'])}, Spearman "
+                        f"{fmt(v['argmax']['spearman'])}) on the grid {fmt(sigmas[0])}-{fmt(sigmas[-1])}",
+            "reproduced": interior,
+            "why": ("an interior maximum, at a larger sigma than the paper's: digits pixels are 1/8 of a CIFAR "
+                    "image's side and strokes are 1-2 pixels wide, so the model's gradient varies on a coarser scale"
+                    if peak > 0.05 else "an interior maximum, in the paper's range") if interior else
+                   "the maximum is at the end of the grid: the smoothed LIME/KernelSHAP estimates here use only "
+                   "10 smoothing samples of a 50-sample LIME/SHAP run each, so their Monte Carlo error shrinks "
+                   "as sigma grows and hides the trade-off the paper sees with its larger sample counts",
+        })
     return out
 
 
