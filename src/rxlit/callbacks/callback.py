@@ -59,7 +59,7 @@ class ExplanationEvaluation(Callback):
         self.train_time += epoch_time
         if self.on_test or not self.should_run(trainer):
             return
-        self.run(trainer, pl_module, trainer.current_epoch, extra={"xai/epoch_time_s": epoch_time})
+        self.run(trainer, pl_module, trainer.current_epoch, epoch_time=epoch_time)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.on_test:
@@ -77,8 +77,10 @@ class ExplanationEvaluation(Callback):
         return last_epoch or last_step or trainer.should_stop
 
     # ----------------------------------------------------------------------------------- the work
-    def run(self, trainer: Trainer, pl_module: LightningModule, epoch: int, extra: dict | None = None) -> EvalResult:
-        """Evaluate on this rank's shard, aggregate, write rank-0 outputs and log."""
+    def run(self, trainer: Trainer, pl_module: LightningModule, epoch: int,
+            epoch_time: float | None = None) -> EvalResult:
+        """Evaluate on this rank's shard, aggregate, draw the saliency grid (rank 0), then write
+        rank-0 outputs and log. ``xai/time_s`` covers the evaluation and the grid, slowest rank."""
         spec, datamodule = self.spec, trainer.datamodule
         start = time.perf_counter()
         x, y, index = datamodule.eval_subset(spec.n_examples, split=spec.split)
@@ -87,13 +89,17 @@ class ExplanationEvaluation(Callback):
         with EvalProgress(spec.n_tasks(), f"xai epoch {epoch}", enabled=show, trainer=trainer) as progress:
             result = evaluate_subset(model, x, y, index, spec, epoch, trainer.global_rank, trainer.world_size,
                                      attack=self.attack or getattr(datamodule, "attack", None), progress=progress)
-        if trainer.is_global_zero:
-            self.write_outputs(trainer, model, (x, y, index), result)
+        figure = self.draw(model, (x, y, index), result) if trainer.is_global_zero else None
         elapsed = torch.tensor(time.perf_counter() - start, dtype=torch.float64, device=pl_module.device)
         result.time_s = float(trainer.strategy.reduce(elapsed, reduce_op="max"))
+        result.epoch_time_s = epoch_time
         self.xai_time += result.time_s
         self.results.append(result)
-        scalars = {**result.scalars(), **(extra or {})}
+        if trainer.is_global_zero:
+            self.write_outputs(trainer, figure, result)
+        scalars = result.scalars()
+        if epoch_time is not None:
+            scalars["xai/epoch_time_s"] = epoch_time
         if self.train_time > 0:
             scalars["xai/cost_fraction"] = self.xai_time / self.train_time
         for key, value in scalars.items():
@@ -101,12 +107,15 @@ class ExplanationEvaluation(Callback):
             pl_module.log(key, float(value), on_step=False, on_epoch=True, sync_dist=True)
         return result
 
-    def write_outputs(self, trainer: Trainer, model, subset, result: EvalResult) -> None:
-        """Rank 0: saliency grid and per-epoch JSON on disk; W&B table and image."""
-        figure = None
-        if self.spec.n_saliency_examples > 0 and self.spec.methods:
-            x_maps, y_maps, maps = saliency_maps(model, *subset, self.spec, result.epoch)
-            figure = saliency_figure(x_maps, y_maps, maps, title=f"epoch {result.epoch} ({result.split})")
+    def draw(self, model, subset, result: EvalResult):
+        """The saliency grid of the first ``n_saliency_examples`` examples (None when disabled)."""
+        if self.spec.n_saliency_examples <= 0 or not self.spec.methods:
+            return None
+        x_maps, y_maps, maps = saliency_maps(model, *subset, self.spec, result.epoch)
+        return saliency_figure(x_maps, y_maps, maps, title=f"epoch {result.epoch} ({result.split})")
+
+    def write_outputs(self, trainer: Trainer, figure, result: EvalResult) -> None:
+        """Rank 0: per-epoch JSON and saliency PNG on disk; W&B table and image."""
         self.table_rows += table_rows(result)
         folder = self.output_dir or Path(trainer.default_root_dir)
         stem = f"{result.split}_epoch{result.epoch:03d}"

@@ -38,6 +38,7 @@ class EvalResult:
     split: str
     summaries: dict[str, dict[str, float]] = field(default_factory=dict)
     time_s: float = 0.0
+    epoch_time_s: float | None = None  # the training epoch before a per-epoch evaluation
 
     def scalars(self) -> dict[str, float]:
         """``{key: mean}`` plus ``xai/time_s``: what is logged."""
@@ -46,7 +47,8 @@ class EvalResult:
         return out
 
     def as_dict(self) -> dict:
-        return {"epoch": self.epoch, "split": self.split, "time_s": self.time_s, "metrics": self.summaries}
+        return {"epoch": self.epoch, "split": self.split, "time_s": self.time_s, "epoch_time_s": self.epoch_time_s,
+                "metrics": self.summaries}
 
 
 def metric_key(metric: str, method: str | None = None) -> str:
