@@ -64,7 +64,11 @@ def run(ctx) -> dict:
               " ".join(f"INFD[{law}] {mean(v):.4g}" for law, v in infd.items()), flush=True)
     table = {"title": f"SENS_max (radius {s['sensitivity']['radius']}) and INFD per perturbation law (mean, 95% CI)",
              "columns": ["method", "SENS_max", *[f"INFD {law}" for law in laws]],
-             "rows": [[name, cell(v["sens"]), *[cell(v[law]) for law in laws]] for name, v in values.items()]}
+             "rows": [[name, cell(v["sens"]), *[cell(v[law]) for law in laws]] for name, v in values.items()],
+             "note": "Square's explanation is x_p g_p / |x_p|^2 per pixel (the minimum-norm optimum of the square "
+                     "law), so near-black pixels get very large weights and a neighbour that lifts a black pixel "
+                     "changes it a lot: hence its large SENS_max. Noisy Baseline inverts E[I I^T] = v Id + u u^T "
+                     "with a small v, which amplifies the Monte Carlo error of E[I df]: it needs many samples."}
     names = list(values)
     arrays = {"methods": saliency_rows(x, phis, int(s.get("n_saliency", 3)))}
     saliency = [{"title": "Explanations of the infidelity table", "file": "saliency_methods.png", "key": "methods",
