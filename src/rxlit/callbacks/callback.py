@@ -27,22 +27,21 @@ class ExplanationEvaluation(Callback):
     WandbLogger, and writes ``xai/<split>_epoch<NNN>.json`` and ``.png`` under ``output_dir``
     (default: the trainer's ``default_root_dir``).
 
-    ``on_test=True`` evaluates at the end of ``trainer.test`` instead (``scripts/eval.py``), with
-    the RNG epoch key ``epoch`` (the checkpoint's epoch, so the numbers match the training run's).
+    ``scripts/eval.py`` runs the same :func:`evaluate_subset` on a checkpoint, outside Lightning
+    (:mod:`rxlit.callbacks.checkpoint_eval`).
     """
 
-    def __init__(self, spec: EvalSpec, on_test: bool = False, output_dir: str | Path | None = None,
-                 epoch: int | None = None, attack: dict | None = None):
+    def __init__(self, spec: EvalSpec, output_dir: str | Path | None = None, attack: dict | None = None):
         self.spec = spec
         self.attack = dict(attack) if attack else None  # robust_accuracy budget; None: datamodule.attack
-        self.on_test = on_test
         self.output_dir = Path(output_dir) if output_dir is not None else None
-        self.fixed_epoch = epoch
         self.results: list[EvalResult] = []
         self.table_rows: list[list] = []
         self.train_time = 0.0
         self.xai_time = 0.0
         self._epoch_start: float | None = None
+        self._epoch_cpu_start = 0.0
+        self._epoch_cpu = None
 
     # ------------------------------------------------------------------------------ Lightning hooks
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -53,18 +52,16 @@ class ExplanationEvaluation(Callback):
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._epoch_start = time.perf_counter()
+        self._epoch_cpu_start = time.process_time()
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch_time = time.perf_counter() - self._epoch_start if self._epoch_start is not None else 0.0
+        # CPU time of this process too (JSON only): on a shared machine it is a steadier cost measure
+        self._epoch_cpu = time.process_time() - self._epoch_cpu_start
         self.train_time += epoch_time
-        if self.on_test or not self.should_run(trainer):
+        if not self.should_run(trainer):
             return
         self.run(trainer, pl_module, trainer.current_epoch, epoch_time=epoch_time)
-
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.on_test:
-            epoch = trainer.current_epoch if self.fixed_epoch is None else self.fixed_epoch
-            self.run(trainer, pl_module, epoch)
 
     def should_run(self, trainer: Trainer) -> bool:
         """Every ``every_n_epochs`` epochs, and on the last epoch of fit (max_epochs, max_steps or a
@@ -82,7 +79,7 @@ class ExplanationEvaluation(Callback):
         """Evaluate on this rank's shard, aggregate, draw the saliency grid (rank 0), then write
         rank-0 outputs and log. ``xai/time_s`` covers the evaluation and the grid, slowest rank."""
         spec, datamodule = self.spec, trainer.datamodule
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         x, y, index = datamodule.eval_subset(spec.n_examples, split=spec.split)
         model = getattr(pl_module, "model", pl_module)  # the network, not the DDP wrapper
         show = spec.progress and trainer.is_global_zero
@@ -93,6 +90,8 @@ class ExplanationEvaluation(Callback):
         elapsed = torch.tensor(time.perf_counter() - start, dtype=torch.float64, device=pl_module.device)
         result.time_s = float(trainer.strategy.reduce(elapsed, reduce_op="max"))
         result.epoch_time_s = epoch_time
+        result.cpu_time_s = time.process_time() - cpu_start
+        result.epoch_cpu_time_s = self._epoch_cpu if epoch_time is not None else None
         self.xai_time += result.time_s
         self.results.append(result)
         if trainer.is_global_zero:

@@ -39,6 +39,8 @@ class EvalResult:
     summaries: dict[str, dict[str, float]] = field(default_factory=dict)
     time_s: float = 0.0
     epoch_time_s: float | None = None  # the training epoch before a per-epoch evaluation
+    cpu_time_s: float | None = None  # process CPU time of this evaluation (this rank)
+    epoch_cpu_time_s: float | None = None  # process CPU time of that training epoch
 
     def scalars(self) -> dict[str, float]:
         """``{key: mean}`` plus ``xai/time_s``: what is logged."""
@@ -48,7 +50,7 @@ class EvalResult:
 
     def as_dict(self) -> dict:
         return {"epoch": self.epoch, "split": self.split, "time_s": self.time_s, "epoch_time_s": self.epoch_time_s,
-                "metrics": self.summaries}
+                "cpu_time_s": self.cpu_time_s, "epoch_cpu_time_s": self.epoch_cpu_time_s, "metrics": self.summaries}
 
 
 def metric_key(metric: str, method: str | None = None) -> str:
