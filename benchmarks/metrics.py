@@ -44,8 +44,8 @@ import torch
 from torch import nn
 
 from rxlit.explain.core import gradient_rows
-from rxlit.metrics.engine import default_chunk
 from rxlit.metrics import infidelity, local_lipschitz, max_sensitivity
+from rxlit.metrics.engine import default_chunk
 from rxlit.metrics.perturbations import grid_groups
 
 SG_SAMPLES, SIGMA, RADIUS, LIME_SAMPLES, LIME_FEATURES, INFD_SAMPLES = 30, 0.03, 0.02, 100, 16, 100

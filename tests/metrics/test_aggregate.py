@@ -99,3 +99,54 @@ def test_real_two_process_gloo_sync():
     expected = summarize(torch.arange(10, dtype=torch.float64) ** 2)
     assert out["n"] == 10
     assert abs(out["mean"] - expected["mean"]) < 1e-12 and abs(out["ci_high"] - expected["ci_high"]) < 1e-9
+
+
+def _metric_worker(rank: int, world: int, port: str, queue, model, x, y) -> None:
+    import torch.distributed as dist
+
+    from rxlit.metrics import local_lipschitz
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    torch.set_num_threads(1)
+    try:
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+        index = torch.arange(len(x))[rank::world]  # DistributedSampler's interleaved shard
+        values = local_lipschitz(model, x[index], y[index], "grad", n_samples=8, seed=5, index=index, epoch=1)
+        metric = PerExampleMetric()
+        metric.update(values, index)
+        out = metric.compute()
+        if rank == 0:
+            queue.put({k: float(v) for k, v in out.items()})
+        dist.destroy_process_group()
+    except Exception as error:
+        queue.put(repr(error))
+
+
+@pytest.mark.ddp
+def test_a_metric_computed_on_two_gloo_ranks_equals_one_process(trained):
+    # keyed noise + index-aware aggregation: the per-example values, hence the summary, do not
+    # depend on how the examples are split across ranks
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from rxlit.metrics import local_lipschitz
+
+    model, x, y = trained
+    x, y = x[:10], y[:10]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_metric_worker, args=(r, 2, port, queue, model, x, y)) for r in range(2)]
+    for p in procs:
+        p.start()
+    out = queue.get(timeout=60)
+    for p in procs:
+        p.join(timeout=30)
+    assert isinstance(out, dict), out
+    single = summarize(local_lipschitz(model, x, y, "grad", n_samples=8, seed=5, index=torch.arange(10), epoch=1))
+    assert out["n"] == 10
+    for key in ("mean", "ci_low", "ci_high"):
+        assert abs(out[key] - single[key]) < 1e-12 * max(1.0, abs(single[key]))

@@ -113,3 +113,30 @@ def test_local_lipschitz_agrees_with_quantus_own_noise_within_monte_carlo_error(
     ours = local_lipschitz(model, x, y, n_samples=30, sigma=0.03, seed=0)
     stderr = ((ours.var() + theirs.var()) / 40).sqrt()
     assert abs(ours.mean() - theirs.mean()) < 4 * stderr
+
+
+def test_unnormalised_max_sensitivity_is_captums_times_the_explanation_norm(trained):
+    # Captum's sensitivity_max always divides by ||phi(x)||; normalize=False drops that division
+    model, x, y = trained
+    x, y = x[:B], y[:B]
+    radius = 0.05
+    delta = radius * (2 * our_noise("uniform", x.shape[1:]) - 1)
+    ours = max_sensitivity(model, x, y, n_samples=N, radius=radius, normalize=False, seed=0)
+    theirs = captum_metrics.sensitivity_max(grad_of(model), x, perturb_func=lambda inp, r: inp + delta,
+                                            perturb_radius=radius, n_perturb_samples=N, target=y)
+    norm = explain(model, x, y, "grad").flatten(1).norm(dim=1)
+    torch.testing.assert_close(ours, theirs.to(ours.dtype) * norm)
+
+
+def test_correlations_equal_scipy_with_ties():
+    from scipy import stats
+
+    from rxlit.metrics.faithfulness import pearson, spearman
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 5, (4, 30), generator=g).to(torch.float64)  # many ties
+    b = a + torch.randn(4, 30, generator=g, dtype=torch.float64)
+    for row in range(4):
+        assert abs(spearman(a, b)[row].item() - stats.spearmanr(a[row], b[row]).statistic) < 1e-12
+        assert abs(pearson(a, b)[row].item() - stats.pearsonr(a[row], b[row]).statistic) < 1e-12
+    assert torch.isnan(pearson(torch.ones(1, 5, dtype=torch.float64), b[:1, :5])).all()  # undefined

@@ -54,21 +54,28 @@ def row_examples(rows: slice, n_samples: int, device) -> Tensor:
 
 
 def explain_rows(model: nn.Module, x: Tensor, target: Tensor, method, generator: Generator,
-                 options: dict, chunk_size: int | None = None) -> Tensor:
+                 options: dict, chunk_size: int | None = None, trusted: bool = False) -> Tensor:
     """An explanation of already-resolved targets (no argmax pass), with the metric's generator.
 
     The metric's chunk size is handed to a method that takes ``chunk_size`` (unless the method
     options set one), so its inner passes (SmoothGrad's noisy copies, LIME's coalitions) use the
-    same memory budget as the metric's own passes.
+    same memory budget as the metric's own passes. ``trusted``: the rows were made by the metric
+    from inputs that :func:`rxlit.explain.explain` already validated with the same options, inside
+    the metric's eval mode, so the method is called directly (no per-chunk input scan).
     """
-    if chunk_size and "chunk_size" not in options and _accepts_chunk_size(method):
+    fn = get_method(method)
+    params = inspect.signature(fn).parameters
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    if chunk_size and "chunk_size" not in options and ("chunk_size" in params or takes_kwargs):
         options = {**options, "chunk_size": chunk_size}
-    return explain(model, x, target, method, generator=generator, **options)
-
-
-def _accepts_chunk_size(method) -> bool:
-    params = inspect.signature(get_method(method)).parameters.values()
-    return any(p.name == "chunk_size" or p.kind == p.VAR_KEYWORD for p in params)
+    if not trusted:
+        return explain(model, x, target, method, generator=generator, **options)
+    if generator is not None and ("generator" in params or takes_kwargs):
+        options = {**options, "generator": generator}
+    out = fn(model, x, target, **options)
+    if out.shape != x.shape:
+        raise RuntimeError(f"method returned shape {tuple(out.shape)} for input {tuple(x.shape)}")
+    return out
 
 
 def model_output(model: nn.Module, x: Tensor, target: Tensor | None, output: str) -> Tensor:

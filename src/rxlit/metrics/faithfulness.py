@@ -88,16 +88,13 @@ def infidelity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, 
     stream = FlatStream(generator, B, n)
     phi = _attributions(model, x, target, attributions, method, generator, method_options, chunk_size)
     f_x = _forward(model, x, target, output)
+    phi_flat = phi.flatten(1)
 
     def chunk(rows: slice) -> Tensor:
         e = row_examples(rows, n, x.device)
-        if law is None:
-            pert, x_minus_pert = perturbation(x[e])
-        else:
-            pert = law(x[e], stream, rows)
-            x_minus_pert = x[e] - pert
+        pert, x_minus_pert = perturbation(x[e]) if law is None else law(x[e], stream, rows)
         df = f_x[e] - _forward(model, x_minus_pert, target[e], output)
-        return torch.stack([(pert * phi[e]).flatten(1).sum(1), df], 1)
+        return torch.stack([(pert.flatten(1) * phi_flat[e]).sum(1), df], 1)
 
     pairs = map_rows(B * n, default_chunk(x, chunk_size), chunk)
     s, df = pairs[:, 0].view(B, n), pairs[:, 1].view(B, n)

@@ -101,6 +101,9 @@ def make_attack(model: nn.Module, attack: str, eps: float, alpha: float | None, 
         return torchattacks.PGD(model, eps=eps, alpha=eps / 4 if alpha is None else alpha, steps=steps,
                                 random_start=True)
     if attack == "autoattack":
+        if n_classes is not None and n_classes < 4:
+            raise ValueError(f"AutoAttack needs at least 4 classes (its targeted DLR loss compares the 4 largest "
+                             f"logits); this model has {n_classes}: use attack='pgd'")
         return torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard",
                                        n_classes=n_classes or 10, seed=seed)
     raise ValueError(f"unknown attack {attack!r}; valid: 'pgd', 'autoattack'")
@@ -119,6 +122,8 @@ def robust_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, at
     flag is restored afterwards. ``seed`` fixes the random start (torch's global RNG, forked so
     the caller's stream is untouched); it is per batch, not per example.
     """
+    if attack not in ("pgd", "autoattack"):
+        raise ValueError(f"unknown attack {attack!r}; valid: 'pgd', 'autoattack'")
     flags = _training_flags(model)
     labels = torch.as_tensor(target, device=x.device).long()
     if n_classes is None and attack == "autoattack":

@@ -118,8 +118,8 @@ INFIDELITY_SCALES = {"noisy_baseline": 0.2, "gaussian": 0.03, "square": None}
 
 def infidelity_perturbation(kind: str, x_shape: Sequence[int], n_samples: int | None,
                             scale: float | None = None, max_side: int = 10
-                            ) -> tuple[Callable[[Tensor, FlatStream, slice], Tensor], int]:
-    """The law of ``I`` and the number of samples per example.
+                            ) -> tuple[Callable[[Tensor, FlatStream, slice], tuple[Tensor, Tensor]], int]:
+    """The law of ``I`` and the number of samples per example; the law returns ``(I, x - I)``.
 
     * ``"noisy_baseline"`` (Yeh et al., Sec. 3; their code's ``"Gaussian"``):
       ``x - I = clip(-scale * z, 0, 1)``, ``z ~ N(0, I)``, scale 0.2 -- a noisy black image.
@@ -141,7 +141,8 @@ def infidelity_perturbation(kind: str, x_shape: Sequence[int], n_samples: int | 
             if n_samples is not None:  # random squares, keyed like any other noise
                 u = stream.uniform(rows, (), x.device, torch.float64)
                 j = (u * total).long().clamp_max(total - 1)
-            return x * square_masks(table.to(x.device)[j], x.shape[-2], x.shape[-1]).unsqueeze(1).to(x.dtype)
+            removed = square_masks(table.to(x.device)[j], x.shape[-2], x.shape[-1]).unsqueeze(1)
+            return torch.where(removed, x, 0), torch.where(removed, 0, x)
 
         return square, n
     n = 100 if n_samples is None else int(n_samples)
@@ -149,8 +150,10 @@ def infidelity_perturbation(kind: str, x_shape: Sequence[int], n_samples: int | 
     def noisy(x: Tensor, stream: FlatStream, rows: slice) -> Tensor:
         z = stream.normal(rows, x.shape[1:], x.device, x.dtype)
         if kind == "noisy_baseline":
-            return x - (-scale * z).clamp(0, 1)
-        return scale * z
+            baseline = z.mul_(-scale).clamp_(0, 1)  # in place: the chunk's largest tensors
+            return x - baseline, baseline
+        pert = z.mul_(scale)
+        return pert, x - pert
 
     return noisy, n
 

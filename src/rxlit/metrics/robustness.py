@@ -73,7 +73,8 @@ def neighbour_distances(model: nn.Module, x: Tensor, target: Tensor, method, n_s
         e = row_examples(rows, n, x.device)
         x_rows = x[e]
         x_near = sample(x_rows, noise, rows)
-        phi_near = explain_rows(model, x_near, target[e], method, method_noise.rows(rows), options, chunk_size)
+        phi_near = explain_rows(model, x_near, target[e], method, method_noise.rows(rows), options, chunk_size,
+                                trusted=True)
         d = torch.stack([row_norm(phi_near - phi[e]), row_norm(x_near - x_rows)], 1).to(x.dtype)
         if score is not None:
             _keep_best(best, best_x, e, score(d[:, 0], d[:, 1]), x_near)
@@ -94,11 +95,18 @@ def _common(phi_noise: Generator, n_samples: int) -> FlatStream:
 
 
 def _keep_best(best: Tensor, best_x: Tensor, e: Tensor, value: Tensor, x_near: Tensor) -> None:
-    """Running per-example argmax over chunks (in place); vectorised within a chunk."""
+    """Running per-example argmax over chunks (in place); vectorised within a chunk.
+
+    Ties go to the earliest sample (a ReLU network's gradient is piecewise constant, so equal
+    changes are common), which keeps the search's start independent of the chunk size.
+    """
     chunk_max = torch.full_like(best, -torch.inf).scatter_reduce(0, e, value, "amax")
     improved = chunk_max > best
-    winners = improved[e] & (value == chunk_max[e])
-    best_x[e[winners]] = x_near[winners]
+    rows = torch.arange(e.numel(), device=e.device)
+    candidates = torch.where(improved[e] & (value == chunk_max[e]), rows, e.numel())
+    first = torch.full((best.numel(),), e.numel(), device=e.device).scatter_reduce(0, e, candidates, "amin")
+    won = improved & (first < e.numel())
+    best_x[won] = x_near[first[won]]
     best.copy_(torch.where(improved, chunk_max, best))
 
 
