@@ -90,3 +90,18 @@ def test_console_summary_shows_the_explanation_matrix(capsys):
     assert "explanations (last evaluation)" in out and "local_lipschitz" in out
     assert "model/robust_accuracy" in out and "xai/time_s" in out and "val/acc" in out
     assert out.count("xai/local_lipschitz/grad") == 0  # shown as a matrix cell, not a flat row
+
+
+@pytest.mark.parametrize("max_epochs, every_n, expected", [(10, 5, 2), (10, 3, 4), (10, 1, 10), (3, 2, 2), (2, 5, 1)])
+def test_number_of_evaluations_matches_the_schedule(max_epochs, every_n, expected):
+    """The cost tool's count equals the callback's schedule (every n epochs, plus the last)."""
+    from types import SimpleNamespace
+
+    from rxlit.callbacks import ExplanationEvaluation
+    from rxlit.callbacks.cost import n_evaluations
+
+    callback = ExplanationEvaluation(parse_spec({"methods": ["grad"], "metrics": ["local_lipschitz"],
+                                                 "every_n_epochs": every_n}))
+    runs = sum(callback.should_run(SimpleNamespace(current_epoch=e, max_epochs=max_epochs, max_steps=-1,
+                                                   global_step=e, should_stop=False)) for e in range(max_epochs))
+    assert runs == n_evaluations(max_epochs, every_n) == expected
