@@ -106,3 +106,12 @@ def test_non_finite_inputs_are_refused_but_huge_finite_ones_are_not():
             explain(model, x, 0)
     huge = torch.full((2, 4), 3e38)  # finite entries whose sum overflows float32
     assert torch.allclose(explain(model, huge, 0), model[1].weight[0].detach().expand(2, 4))
+
+
+def test_chunk_rows_budget_depends_on_the_device():
+    from rxlit.explain import chunk_rows
+
+    row = 3 * 32 * 32 * 4 * 64  # float32 input times the activation factor
+    assert chunk_rows(torch.zeros(2, 3, 32, 32)) == 64 * 2**20 // row == 85
+    assert chunk_rows(torch.zeros(2, 3, 32, 32, device="meta")) == 256 * 2**20 // row
+    assert chunk_rows(torch.zeros(2, 3, 32, 32), budget_bytes=row * 7) == 7
