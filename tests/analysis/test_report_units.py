@@ -43,6 +43,7 @@ def test_smoothed_explanation_closed_forms():
 def test_format_and_markdown_table():
     assert format_cell({"mean": 1.23456, "low": 1.0, "high": 1.5}) == "1.23 [1, 1.5]"
     assert format_cell(True) == "yes" and format_cell(None) == "" and format_cell(0.000123456) == "0.000123"
+    assert format_cell("1/||phi - p||") == "1/\\|\\|phi - p\\|\\|"   # pipes would split the cell
     md = markdown_table({"title": "T", "columns": ["a", "b"], "rows": [["x", 2.0]]})
     assert md.splitlines()[2:] == ["| a | b |", "|---|---|", "| x | 2 |"]
 

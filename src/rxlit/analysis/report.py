@@ -32,6 +32,11 @@ def find_results(target: str | Path, outputs: str | Path = "outputs/studies") ->
     return runs[-1]
 
 
+def escape(text: str) -> str:
+    """A markdown table cell: ``|`` (as in ``||phi - p||``) would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def format_cell(value) -> str:
     if isinstance(value, dict) and "mean" in value:
         return f"{fmt(value['mean'])} [{fmt(value['low'])}, {fmt(value['high'])}]"
@@ -39,7 +44,7 @@ def format_cell(value) -> str:
         return "yes" if value else "no"
     if isinstance(value, int | float):
         return fmt(float(value))
-    return "" if value is None else str(value)
+    return "" if value is None else escape(value)
 
 
 def markdown_table(table: dict) -> str:
@@ -130,7 +135,7 @@ def claims_section(claims: list[dict]) -> str:
              "| claim | paper | this run | reproduced |", "|---|---|---|---|"]
     for c in claims:
         verdict = {True: "**yes**", False: "**no**", None: "n/a"}[c["reproduced"]]
-        lines.append(f"| {c['claim']} | {c['paper']} | {c['measured']} | {verdict} |")
+        lines.append(f"| {escape(c['claim'])} | {escape(c['paper'])} | {escape(c['measured'])} | {verdict} |")
     lines.append("")
     for i, c in enumerate(claims, 1):
         verdict = {True: "Reproduced", False: "Not reproduced", None: "Not decided"}[c["reproduced"]]
