@@ -164,3 +164,31 @@ def test_efficient_least_squares_is_the_limit_of_heavy_end_weights():
     w[:2] = 1e9
     heavy = LinearRegression().fit(z, y, sample_weight=w)
     assert np.allclose(phi, heavy.coef_, atol=1e-5)
+
+
+def test_pinv_solve_regular_and_singular_systems():
+    """Cholesky for regular Gram matrices, eigh pseudo-inverse for singular ones: both = pinv."""
+    from rxlit.explain.regression import pinv_solve
+
+    gen = torch.Generator().manual_seed(0)
+    design = torch.randn(4, 30, 6, generator=gen, dtype=torch.float64)
+    design[2, :, 5] = 0  # a group that never varies
+    design[3, :, 4] = design[3, :, 1]  # two identical columns
+    gram = design.transpose(1, 2) @ design
+    rhs = torch.randn(4, 6, 1, generator=gen, dtype=torch.float64)
+    expected = torch.linalg.pinv(gram, hermitian=True) @ rhs
+    assert torch.allclose(pinv_solve(gram, rhs), expected, rtol=1e-8, atol=1e-10)
+
+
+def test_zero_design_columns_get_zero_coefficients():
+    """All-zero columns (KernelSHAP's eliminated pivot, absent groups) take the fast path and give 0."""
+    from sklearn.linear_model import LinearRegression
+
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randint(0, 2, (2, 40, 7), generator=gen).double()
+    z[:, :, 3] = 0
+    y = torch.randn(2, 40, generator=gen, dtype=torch.float64)
+    coef, bias = least_squares(z, y)
+    for b in range(2):
+        ols = LinearRegression().fit(z[b].numpy(), y[b].numpy())
+        assert np.allclose(coef[b].numpy(), ols.coef_, atol=1e-9) and coef[b, 3] == 0

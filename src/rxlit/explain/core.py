@@ -115,10 +115,15 @@ def score_rows(model: nn.Module, build: Callable[[Tensor], Tensor], target: Tens
 
     ``build(rows)`` maps flat row indices ``b * n + j`` to the model inputs of those rows, so a
     chunk never materialises more than ``chunk_size`` inputs (the memory budget of
-    :func:`chunk_rows` applied to ``like``, one input row, when not given).
+    :func:`chunk_rows` applied to ``like``, one input row, when not given). A chunk of ``n`` rows
+    or more is rounded down to whole examples, so ``build`` may rely on: ``len(rows)`` is a
+    multiple of ``n`` exactly when the chunk holds whole examples (then it can broadcast each
+    example over its ``n`` rows instead of gathering it row by row).
     """
     batch = target.shape[0]
     size = chunk_size or (chunk_rows(like) if like is not None else batch * n)
+    if size >= n:
+        size = size // n * n
     rows = torch.arange(batch * n, device=target.device)
 
     def run(r: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ the model inputs are built lazily inside each memory-budgeted chunk
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from rxlit.explain.core import score_rows
@@ -20,6 +21,19 @@ def constant_value(baseline: Tensor) -> float | None:
     if baseline.numel() and all(stride == 0 for stride in baseline.stride()):
         return float(baseline.reshape(-1)[0])
     return None
+
+
+def per_example(rows: Tensor, values: Tensor, example: Tensor, n: int, op) -> Tensor:
+    """``op(rows, values[example])`` in place, for per-row data (R, D) and per-example values (B, D).
+
+    When the chunk holds whole examples (``score_rows`` guarantees it whenever ``R`` is a
+    multiple of ``n``), each example's values are broadcast over its ``n`` rows instead of being
+    gathered into an (R, D) copy first.
+    """
+    if rows.shape[0] % n == 0:
+        blocks = rows.view(-1, n, rows.shape[1])
+        return op(blocks, values.index_select(0, example[::n]).unsqueeze(1)).view_as(rows)
+    return op(rows, values.index_select(0, example))
 
 
 def coalition_scores(model: nn.Module, x: Tensor, target: Tensor, groups: Groups, coalitions: Tensor,
@@ -35,8 +49,12 @@ def coalition_scores(model: nn.Module, x: Tensor, target: Tensor, groups: Groups
 
     def build(rows: Tensor) -> Tensor:
         example = rows // n
-        inputs = delta.index_select(0, example).mul_(groups.expand(flat.index_select(0, rows), example))
-        inputs = inputs.add_(constant) if constant is not None else inputs.add_(start.index_select(0, example))
+        keep = groups.expand(flat.index_select(0, rows), example)
+        inputs = per_example(keep, delta, example, n, torch.Tensor.mul_)
+        if constant is None:
+            inputs = per_example(inputs, start, example, n, torch.Tensor.add_)
+        elif constant != 0:
+            inputs = inputs.add_(constant)
         return inputs.view(-1, *x.shape[1:])
 
     return score_rows(model, build, target, n, output, chunk_size, like=x)
@@ -52,7 +70,7 @@ def shifted_scores(model: nn.Module, x: Tensor, target: Tensor, groups: Groups, 
 
     def build(rows: Tensor) -> Tensor:
         example = rows // n
-        inputs = base.index_select(0, example).add_(groups.expand(flat.index_select(0, rows), example))
-        return inputs.view(-1, *x.shape[1:])
+        shift = groups.expand(flat.index_select(0, rows), example)
+        return per_example(shift, base, example, n, torch.Tensor.add_).view(-1, *x.shape[1:])
 
     return score_rows(model, build, target, n, output, chunk_size, like=x)
