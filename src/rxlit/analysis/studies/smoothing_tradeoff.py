@@ -97,8 +97,8 @@ def claims(best: dict, sigmas: list[float]) -> list[dict]:
             "measured": f"argmax sigma {fmt(peak)} (Pearson {fmt(v['argmax']['pearson'])}, Spearman "
                         f"{fmt(v['argmax']['spearman'])}) on the grid {fmt(sigmas[0])}-{fmt(sigmas[-1])}",
             "reproduced": interior,
-            "why": ("an interior maximum, at a larger sigma than the paper's: digits pixels are 1/8 of a CIFAR "
-                    "image's side and strokes are 1-2 pixels wide, so the model's gradient varies on a coarser scale"
+            "why": ("an interior maximum, at a larger sigma than the paper's: digits images are 8x8 (CIFAR-10: 32x32) with strokes "
+                    "1-2 pixels wide, so the model's gradient varies on a coarser scale"
                     if peak > 0.05 else "an interior maximum, in the paper's range") if interior else
                    "the maximum is at the end of the grid: the smoothed LIME/KernelSHAP estimates here use only "
                    "10 smoothing samples of a 50-sample LIME/SHAP run each; a likely cause is that their Monte Carlo "
