@@ -22,9 +22,9 @@ Columns:
   Gaussian perturbations, the same passes, stands in) and ``infidelity``, with Captum's
   Saliency / NoiseTunnel / Lime explainers and ``max_examples_per_batch`` set to our chunk size.
 * ``quantus``: ``LocalLipschitzEstimate`` / ``MaxSensitivity`` with the Captum explainers. Quantus
-  loops over samples in Python, so it runs at SMALL settings (``--quantus-batch``,
-  ``--quantus-n``: batch 4, n = 5) and is compared with ours at those same settings
-  (``ours@q``). Quantus has no infidelity with these perturbations (n/a).
+  loops over samples in Python, so it runs at SMALL settings (``--quantus-n``: n = 10 samples
+  instead of 50; ``--quantus-batch``: the same batch) and is compared with ours at those same
+  settings (``ours@q``). Quantus has no infidelity with these perturbations (n/a).
 
 Timing: every round times each column of a case back to back (interleaved), ratios are taken
 within a round and the table shows median times and the median of the per-round ratios, so load
@@ -260,8 +260,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="neighbours per example (default 50)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least sensitive to shared cores)")
-    parser.add_argument("--quantus-batch", type=int, default=4)
-    parser.add_argument("--quantus-n", type=int, default=5)
+    parser.add_argument("--quantus-batch", type=int, default=None, help="default: the batch")
+    parser.add_argument("--quantus-n", type=int, default=10)
     parser.add_argument("--cases", nargs="*", default=list(CASES), help="a subset of: " + ", ".join(CASES))
     parser.add_argument("--skip", nargs="*", default=[], help="libraries to skip: captum quantus")
     args = parser.parse_args()
@@ -275,7 +275,7 @@ def main() -> None:
     model = tiny_cnn()
     x = torch.rand(batch, 3, 16, 16)
     y = model(x).argmax(1)
-    qb, qn = args.quantus_batch, args.quantus_n
+    qb, qn = args.quantus_batch or batch, args.quantus_n
     xq, yq = x[:qb], y[:qb]
 
     print(f"batch {batch} of 3x16x16 (tiny CNN), n = {n}, {rounds} interleaved rounds, {args.threads} thread(s); "

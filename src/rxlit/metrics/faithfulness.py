@@ -89,12 +89,17 @@ def infidelity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, 
     phi = _attributions(model, x, target, attributions, method, generator, method_options, chunk_size)
     f_x = _forward(model, x, target, output)
     phi_flat = phi.flatten(1)
+    x_phi = (x.flatten(1) * phi_flat).sum(1)
 
     def chunk(rows: slice) -> Tensor:
         e = row_examples(rows, n, x.device)
-        pert, x_minus_pert = perturbation(x[e]) if law is None else law(x[e], stream, rows)
+        pert, x_minus_pert = perturbation(x[e]) if law is None else law(x, e, stream, rows)
         df = f_x[e] - _forward(model, x_minus_pert, target[e], output)
-        return torch.stack([(pert.flatten(1) * phi_flat[e]).sum(1), df], 1)
+        if pert is None:  # I^T phi = x^T phi - (x - I)^T phi
+            s = x_phi[e] - (x_minus_pert.flatten(1) * phi_flat[e]).sum(1)
+        else:
+            s = (pert.flatten(1) * phi_flat[e]).sum(1)
+        return torch.stack([s, df], 1)
 
     pairs = map_rows(B * n, default_chunk(x, chunk_size), chunk)
     s, df = pairs[:, 0].view(B, n), pairs[:, 1].view(B, n)
