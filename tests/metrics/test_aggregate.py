@@ -150,3 +150,13 @@ def test_a_metric_computed_on_two_gloo_ranks_equals_one_process(trained):
     assert out["n"] == 10
     for key in ("mean", "ci_low", "ci_high"):
         assert abs(out[key] - single[key]) < 1e-12 * max(1.0, abs(single[key]))
+
+
+def test_values_of_different_epochs_all_count_and_padding_still_counts_once():
+    metric = PerExampleMetric()
+    metric.update(torch.tensor([1.0, 2.0, 3.0, 1.0]), torch.tensor([0, 1, 2, 0]), epoch=0)  # index 0 padded
+    metric.update(torch.tensor([5.0, 6.0, 7.0]), torch.tensor([0, 1, 2]), epoch=1)
+    out = metric.compute()
+    assert out["n"] == 6 and out["mean"] == (1 + 2 + 3 + 5 + 6 + 7) / 6
+    values, indices = metric.examples()
+    assert values.tolist() == [1.0, 2.0, 3.0, 5.0, 6.0, 7.0] and indices.tolist() == [0, 1, 2, 0, 1, 2]

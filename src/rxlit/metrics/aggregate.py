@@ -55,8 +55,11 @@ def summarize(values: Tensor, confidence: float = 0.95) -> dict[str, float]:
 class PerExampleMetric(Metric):
     """Mean and confidence interval of per-example values, exact across DDP ranks.
 
-    ``update(values, index=None)``: ``index`` are the examples' dataset indices (needed for
-    deduplication; without them every value counts). ``compute()`` returns the dict of
+    ``update(values, index=None, epoch=0)``: ``index`` are the examples' dataset indices (needed
+    for deduplication; without them every value counts). A value is identified by
+    ``(epoch, index)``: within one epoch a repeated index (``DistributedSampler`` padding) counts
+    once, while values of the same example from different epochs all count, so one metric can
+    also aggregate over several epochs when it is not reset. ``compute()`` returns the dict of
     :func:`summarize` as float64 tensors.
     """
 
@@ -68,8 +71,9 @@ class PerExampleMetric(Metric):
         self.confidence = confidence
         self.add_state("values", default=[], dist_reduce_fx="cat")
         self.add_state("indices", default=[], dist_reduce_fx="cat")
+        self.add_state("epochs", default=[], dist_reduce_fx="cat")
 
-    def update(self, values: Tensor, index: Tensor | None = None) -> None:
+    def update(self, values: Tensor, index: Tensor | None = None, epoch: int = 0) -> None:
         values = torch.as_tensor(values).detach().reshape(-1).to(torch.float64)
         if index is None:
             index = torch.full_like(values, -1, dtype=torch.long)  # -1: no index, never deduplicated
@@ -78,22 +82,21 @@ class PerExampleMetric(Metric):
             raise ValueError(f"{values.numel()} values but {index.numel()} indices")
         self.values.append(values)
         self.indices.append(index)
+        self.epochs.append(torch.full_like(index, int(epoch)))
 
     def examples(self) -> tuple[Tensor, Tensor]:
-        """The deduplicated (values, indices), sorted by index (unindexed values last)."""
+        """The deduplicated (values, indices), sorted by (epoch, index); unindexed values last."""
         if isinstance(self.values, list) and not self.values:  # after a DDP sync the states are tensors
             return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
-        values, indices = dim_zero_cat(self.values), dim_zero_cat(self.indices)
-        keep = indices < 0
-        known = ~keep
-        if known.any():
-            order = torch.argsort(indices[known], stable=True)
-            idx = indices[known][order]
-            first = torch.ones_like(idx, dtype=torch.bool)
-            first[1:] = idx[1:] != idx[:-1]
-            positions = known.nonzero().squeeze(1)[order][first]
-            return torch.cat([values[positions], values[keep]]), torch.cat([indices[positions], indices[keep]])
-        return values, indices
+        values, indices, epochs = (dim_zero_cat(s) for s in (self.values, self.indices, self.epochs))
+        unindexed = indices < 0
+        known = (~unindexed).nonzero().squeeze(1)
+        keys, inverse = torch.unique(torch.stack([epochs[known], indices[known]], 1), dim=0, return_inverse=True)
+        rows = torch.arange(known.numel(), device=known.device)
+        first = torch.full((keys.shape[0],), known.numel(), device=known.device).scatter_reduce(
+            0, inverse, rows, "amin")  # the first occurrence of every (epoch, index), in key order
+        kept = known[first]
+        return torch.cat([values[kept], values[unindexed]]), torch.cat([indices[kept], indices[unindexed]])
 
     def compute(self) -> dict[str, Tensor]:
         values, _ = self.examples()
