@@ -159,3 +159,19 @@ def test_smoothgrad_and_clime_converge(tmp_path):
     slope = torch.linalg.lstsq(torch.tensor([[math.log(n), 1.0] for n in sizes]),
                                torch.tensor(gaps).log().unsqueeze(1)).solution[0].item()
     assert gaps[-1] < gaps[0] and slope < -0.25, (gaps, slope)
+
+
+def test_noisy_baseline_exact_solution_is_sherman_morrison_of_the_known_moments():
+    """phi = (v Id + u u^T)^-1 mean_j(I_j df_j), with I_j = x - c_j, solved directly in float64."""
+    from rxlit.explain.optimal import _exact_solution
+
+    gen = g(3)
+    x = torch.rand(2, 5, generator=gen, dtype=torch.float64)
+    baselines = (-0.2 * torch.randn(2, 7, 5, generator=gen, dtype=torch.float64)).clamp(0, 1)
+    drops = torch.randn(2, 7, generator=gen, dtype=torch.float64)
+    mean, var = clipped_noise_moments(0.2)
+    u = x - mean
+    second = var * torch.eye(5, dtype=torch.float64) + u.unsqueeze(2) * u.unsqueeze(1)
+    first = ((x.unsqueeze(1) - baselines) * drops.unsqueeze(2)).mean(1)
+    expected = torch.linalg.solve(second, first.unsqueeze(2)).squeeze(2)
+    assert torch.allclose(_exact_solution(x, baselines, drops, 0.2), expected, rtol=1e-10, atol=1e-12)

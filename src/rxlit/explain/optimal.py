@@ -48,11 +48,17 @@ def clipped_noise_moments(scale: float) -> tuple[float, float]:
     return mean, second - mean**2
 
 
-def _exact_solution(x: Tensor, perturbation: Tensor, drops: Tensor, scale: float) -> Tensor:
-    """``(v Id + u u^T)^-1 E[I df]`` with the sample mean for ``E[I df]``; all (B, d)."""
+def _exact_solution(x: Tensor, baselines: Tensor, drops: Tensor, scale: float) -> Tensor:
+    """``(v Id + u u^T)^-1 E[I df]`` with the sample mean for ``E[I df]``; all (B, d).
+
+    ``E[I df] = x mean(df) - mean_j(c_j df_j)`` with ``c_j = x - I_j`` the baselines (B, n, d):
+    one batched product, no (B, n, d) float64 copy of the perturbations.
+    """
     mean, var = clipped_noise_moments(scale)
-    u = x.flatten(1).to(torch.float64) - mean
-    e = (perturbation * drops.unsqueeze(-1)).mean(dim=1)
+    xf = x.flatten(1).to(torch.float64)
+    u = xf - mean
+    weighted = (drops.to(baselines.dtype).unsqueeze(1) @ baselines).squeeze(1).to(torch.float64)
+    e = xf * drops.mean(dim=1, keepdim=True) - weighted / drops.shape[1]
     return (e - u * (u * e).sum(1, keepdim=True) / (var + (u * u).sum(1, keepdim=True))) / var
 
 
@@ -65,15 +71,16 @@ def noisy_baseline(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: in
         raise ValueError(f"unknown second_moment {second_moment!r}; valid: 'exact', 'sample'")
     batch, n = x.shape[0], n_samples
     noise = rng.normal(generator, batch, (n, *x.shape[1:]), device=x.device, dtype=x.dtype)
-    baselines = (-scale * noise).clamp(0, 1).flatten(0, 1)  # x - I
+    baselines = noise.mul_(-scale).clamp_(0, 1).flatten(0, 1)  # x - I
     with torch.no_grad():
         clean = forward_scalar(model, x, target, output)
-    perturbed = score_rows(model, lambda rows: baselines[rows], target, n, output, chunk_size, like=x)
+    perturbed = score_rows(model, lambda rows: baselines.index_select(0, rows), target, n, output, chunk_size,
+                           like=x)
     drops = (clean.unsqueeze(1) - perturbed).to(torch.float64)
-    perturbation = (x.unsqueeze(1) - baselines.view(batch, n, *x.shape[1:])).flatten(2).to(torch.float64)
     if second_moment == "exact":
-        phi = _exact_solution(x, perturbation, drops, scale)
+        phi = _exact_solution(x, baselines.view(batch, n, -1), drops, scale)
     else:
+        perturbation = (x.unsqueeze(1) - baselines.view(batch, n, *x.shape[1:])).flatten(2).to(torch.float64)
         phi = least_squares(perturbation, drops, alpha=0.0, intercept=False)[0]
     return phi.to(x.dtype).view_as(x)
 
