@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from callback_settings import TINY_EXPLAIN
+from callback_settings import TINY_EXPLAIN, read_run_with
 
+from rxlit.analysis.wandb_offline import find_offline_runs
 from rxlit.callbacks import evaluate_checkpoint
 from rxlit.training.checkpoint import CheckpointError
 from rxlit.training.run import train
@@ -67,8 +68,16 @@ def test_eval_script_matches_callback_values(trained, tmp_path):
 def test_eval_on_test_split_with_another_epoch_key(trained, tmp_path):
     report, _ = trained
     ckpt = f"{report['checkpoint_dir']}/last.ckpt"
-    test_split = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "a", "explain.methods={grad: {}}"))
+    test_split = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "a", "explain.methods={grad: {}}", "logger=wandb",
+                                              "explain.n_saliency_examples=2"))
     assert test_split["split"] == "test" and test_split["epoch"] == 0
+    # the configured logger (W&B offline here) holds the scalars and the saliency grid
+    (run_dir,) = find_offline_runs(tmp_path / "a")
+    history = read_run_with(run_dir, {"xai/local_lipschitz/grad", "xai/saliency/_type", "xai/table/_type"})["history"]
+    logged = {key: row[key] for row in history for key in row}
+    assert logged["xai/local_lipschitz/grad"] == pytest.approx(test_split["scalars"]["xai/local_lipschitz/grad"])
+    assert logged["xai/saliency/_type"].startswith("images")
+    assert len(list((run_dir / "files" / "media" / "images").rglob("*.png"))) == 1
     other_epoch = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "b", "explain.methods={grad: {}}", "epoch=5"))
     key = "xai/local_lipschitz/grad"
     # a different RNG epoch key draws different neighbours: close, but not identical values
