@@ -11,7 +11,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from rxlit.callbacks.evaluate import EvalResult, evaluate_subset
 from rxlit.callbacks.progress import EvalProgress
-from rxlit.callbacks.saliency import figure_array, saliency_figure, saliency_maps
+from rxlit.callbacks.saliency import saliency_grid, saliency_maps, save_png
 from rxlit.callbacks.spec import EvalSpec
 
 TABLE_COLUMNS = ["epoch", "split", "method", "metric", "mean", "ci_low", "ci_high", "n"]
@@ -86,7 +86,7 @@ class ExplanationEvaluation(Callback):
         with EvalProgress(spec.n_tasks(), f"xai epoch {epoch}", enabled=show, trainer=trainer) as progress:
             result = evaluate_subset(model, x, y, index, spec, epoch, trainer.global_rank, trainer.world_size,
                                      attack=self.attack or getattr(datamodule, "attack", None), progress=progress)
-        figure = self.draw(model, (x, y, index), result) if trainer.is_global_zero else None
+        grid = self.draw(model, (x, y, index), result) if trainer.is_global_zero else None
         elapsed = torch.tensor(time.perf_counter() - start, dtype=torch.float64, device=pl_module.device)
         result.time_s = float(trainer.strategy.reduce(elapsed, reduce_op="max"))
         result.epoch_time_s = epoch_time
@@ -95,7 +95,7 @@ class ExplanationEvaluation(Callback):
         self.xai_time += result.time_s
         self.results.append(result)
         if trainer.is_global_zero:
-            self.write_outputs(trainer, figure, result)
+            self.write_outputs(trainer, grid, result)
         scalars = result.scalars()
         if epoch_time is not None:
             scalars["xai/epoch_time_s"] = epoch_time
@@ -107,13 +107,13 @@ class ExplanationEvaluation(Callback):
         return result
 
     def draw(self, model, subset, result: EvalResult):
-        """The saliency grid of the first ``n_saliency_examples`` examples (None when disabled)."""
+        """The saliency grid (uint8 image) of ``n_saliency_examples`` examples (None when disabled)."""
         if self.spec.n_saliency_examples <= 0 or not self.spec.methods:
             return None
         x_maps, y_maps, maps = saliency_maps(model, *subset, self.spec, result.epoch)
-        return saliency_figure(x_maps, y_maps, maps, title=f"epoch {result.epoch} ({result.split})")
+        return saliency_grid(x_maps, y_maps, maps, title=f"epoch {result.epoch} ({result.split})")
 
-    def write_outputs(self, trainer: Trainer, figure, result: EvalResult) -> None:
+    def write_outputs(self, trainer: Trainer, grid, result: EvalResult) -> None:
         """Rank 0: per-epoch JSON and saliency PNG on disk; W&B table and image."""
         self.table_rows += table_rows(result)
         folder = self.output_dir or Path(trainer.default_root_dir)
@@ -121,9 +121,9 @@ class ExplanationEvaluation(Callback):
         if self.spec.save_files:
             (folder / "xai").mkdir(parents=True, exist_ok=True)
             (folder / "xai" / f"{stem}.json").write_text(json.dumps(result.as_dict(), indent=2, default=float))
-            if figure is not None:
-                figure.savefig(folder / "xai" / f"saliency_{stem}.png")
-        log_media(trainer.loggers, figure, self.table_rows, result, step=trainer.global_step)
+            if grid is not None:
+                save_png(grid, folder / "xai" / f"saliency_{stem}.png")
+        log_media(trainer.loggers, grid, self.table_rows, result, step=trainer.global_step)
 
 
 def table_rows(result: EvalResult) -> list[list]:
@@ -136,7 +136,7 @@ def table_rows(result: EvalResult) -> list[list]:
     return rows
 
 
-def log_media(loggers, figure, rows: list[list], result: EvalResult, step: int | None = None) -> None:
+def log_media(loggers, grid, rows: list[list], result: EvalResult, step: int | None = None) -> None:
     """The saliency grid (``xai/saliency``) and the cumulative results table (``xai/table``), for
     every W&B logger among ``loggers``; other loggers take scalars only."""
     from lightning.pytorch.loggers import WandbLogger
@@ -144,7 +144,7 @@ def log_media(loggers, figure, rows: list[list], result: EvalResult, step: int |
     for logger in loggers:
         if not isinstance(logger, WandbLogger):
             continue
-        if figure is not None:
-            logger.log_image(key="xai/saliency", images=[figure_array(figure)],
+        if grid is not None:
+            logger.log_image(key="xai/saliency", images=[grid],
                              caption=[f"epoch {result.epoch} ({result.split})"], step=step)
         logger.log_table(key="xai/table", columns=TABLE_COLUMNS, data=[list(r) for r in rows], step=step)

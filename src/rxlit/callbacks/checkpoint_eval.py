@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rxlit.callbacks.callback import log_media, table_rows
 from rxlit.callbacks.evaluate import EvalResult, evaluate_subset
-from rxlit.callbacks.saliency import saliency_figure, saliency_maps
+from rxlit.callbacks.saliency import saliency_grid, saliency_maps
 from rxlit.callbacks.spec import EvalSpec, parse_spec
 from rxlit.callbacks.tables import markdown, nested, rich_tables
 from rxlit.training.checkpoint import CheckpointError, load_model, read_checkpoint
@@ -124,11 +124,11 @@ def log_result(cfg: dict, spec: EvalSpec, model, subset, result: EvalResult, run
     try:
         logger.log_hyperparams({k: v for k, v in cfg.items() if k != "hydra"})
         logger.log_metrics({k: float(v) for k, v in result.scalars().items()}, step=result.epoch)
-        figure = None
+        grid = None
         if spec.n_saliency_examples > 0 and spec.methods:
-            figure = saliency_figure(*saliency_maps(model, *subset, spec, result.epoch),
-                                     title=f"epoch {result.epoch} ({result.split})")
-        log_media([logger], figure, table_rows(result), result, step=result.epoch)
+            grid = saliency_grid(*saliency_maps(model, *subset, spec, result.epoch),
+                                 title=f"epoch {result.epoch} ({result.split})")
+        log_media([logger], grid, table_rows(result), result, step=result.epoch)
         logger.save()
     finally:
         logger.finalize("success")

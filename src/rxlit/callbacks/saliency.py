@@ -35,42 +35,63 @@ def saliency_maps(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: E
     return x, y, maps
 
 
-def _image(x: Tensor) -> np.ndarray:
-    """(C, H, W) in [0, 1] -> an array imshow can draw (grey or RGB)."""
+CELL = 64      # pixels per grid cell (inputs are upsampled by an integer factor, nearest neighbour)
+GAP = 2        # white pixels between cells
+HEADER = 14    # rows of pixels for the column names
+LABEL = 34     # columns of pixels for the row labels
+
+
+def _upsample(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> nearest-neighbour upsampled so the longer side is about CELL pixels."""
+    factor = max(1, CELL // max(img.shape[:2]))
+    return img.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def input_rgb(x: Tensor) -> np.ndarray:
+    """(C, H, W) in [0, 1] -> (H, W, 3) floats: grey for one channel, the first three otherwise."""
     x = x.detach().float().cpu().clamp(0, 1)
-    return x[0].numpy() if x.shape[0] == 1 else x[:3].permute(1, 2, 0).numpy()
+    img = x[:1].expand(3, -1, -1) if x.shape[0] != 3 else x
+    return img.permute(1, 2, 0).numpy()
 
 
-def saliency_figure(x: Tensor, y: Tensor, maps: dict[str, Tensor], title: str = ""):
-    """A matplotlib Figure: the inputs, then each method's attribution summed over channels, red
-    positive and blue negative, each map scaled to its own largest magnitude."""
-    from matplotlib.figure import Figure
+def heat_rgb(phi: Tensor) -> np.ndarray:
+    """An attribution summed over channels, scaled to its largest magnitude, in matplotlib's
+    ``bwr`` colours: blue (0, 0, 1) for -1, white for 0, red (1, 0, 0) for +1."""
+    heat = phi.detach().float().cpu().sum(0)
+    v = (heat / (heat.abs().max().clamp_min(1e-12))).numpy()
+    pos, neg = np.clip(v, 0, 1), np.clip(-v, 0, 1)
+    return np.stack([1 - neg, 1 - pos - neg, 1 - pos], axis=-1)
 
-    n_rows, n_cols = x.shape[0], len(maps) + 1
-    fig = Figure(figsize=(1.4 * n_cols, 1.4 * n_rows + 0.4), dpi=80)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    for r in range(n_rows):
-        axes[r, 0].imshow(_image(x[r]), cmap="gray", vmin=0, vmax=1)
-        axes[r, 0].set_ylabel(f"y={int(y[r])}", fontsize=8)
-        for c, phi in enumerate(maps.values(), start=1):
-            heat = phi[r].detach().float().cpu().sum(0).numpy()
-            scale = float(np.abs(heat).max()) or 1.0
-            axes[r, c].imshow(heat, cmap="bwr", vmin=-scale, vmax=scale)
-    for c, name in enumerate(["input", *maps]):
-        axes[0, c].set_title(name, fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+
+def saliency_grid(x: Tensor, y: Tensor, maps: dict[str, Tensor], title: str = "") -> np.ndarray:
+    """The grid as an (H, W, 3) uint8 image: one row per example (its input, then each method's
+    attribution, red positive and blue negative, each scaled to its own largest magnitude), the
+    method names on top and the labels on the left. Drawn with numpy and PIL: a fraction of
+    matplotlib's cost, which matters inside the per-epoch cost budget."""
+    from PIL import Image, ImageDraw
+
+    rows = [[_upsample(input_rgb(x[r]))] + [_upsample(heat_rgb(phi[r])) for phi in maps.values()]
+            for r in range(x.shape[0])]
+    cell_h, cell_w = rows[0][0].shape[:2]
+    n_cols = len(rows[0])
+    top = HEADER * (2 if title else 1)
+    grid = np.ones((top + len(rows) * (cell_h + GAP), LABEL + n_cols * (cell_w + GAP), 3), dtype=np.float32)
+    for r, cells in enumerate(rows):
+        for c, cell in enumerate(cells):
+            y0, x0 = top + r * (cell_h + GAP), LABEL + c * (cell_w + GAP)
+            grid[y0:y0 + cell_h, x0:x0 + cell_w] = cell
+    image = Image.fromarray((grid * 255).round().astype(np.uint8))
+    draw = ImageDraw.Draw(image)
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+        draw.text((2, 1), title, fill=(0, 0, 0))
+    for c, name in enumerate(["input", *maps]):
+        draw.text((LABEL + c * (cell_w + GAP) + 1, top - HEADER + 1), name[: max(4, cell_w // 6)], fill=(0, 0, 0))
+    for r in range(len(rows)):
+        draw.text((2, top + r * (cell_h + GAP) + cell_h // 2 - 5), f"y={int(y[r])}", fill=(0, 0, 0))
+    return np.asarray(image).copy()
 
 
-def figure_array(fig) -> np.ndarray:
-    """The figure rendered to an (H, W, 3) uint8 array (what image loggers take)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+def save_png(grid: np.ndarray, path) -> None:
+    from PIL import Image
 
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    Image.fromarray(grid).save(path)
