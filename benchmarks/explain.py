@@ -1,24 +1,32 @@
 """Throughput of rxlit.explain against Captum and against the pass-count bound.
 
-    python benchmarks/explain.py            # batch 32 of 32x32x3 images, ~a few minutes on 2 CPU cores
-    python benchmarks/explain.py --quick    # a few seconds: small batch, few samples, one repeat
+    python benchmarks/explain.py                   # batch 32 of 3x32x32 images, ~8 minutes on 1 CPU core
+    python benchmarks/explain.py --model tiny_cnn  # a cheap model: the explanation logic dominates
+    python benchmarks/explain.py --quick           # smoke run, a few seconds (no verdicts)
     python benchmarks/explain.py --device cuda
 
-For every method: examples per second, the ratio to the *bound* (the same number of forward
-(+ backward) passes of the same model, batched, with no explanation logic: how much our
-bookkeeping costs) and the speed-up over Captum's equivalent at matched settings (at its
-fastest, ``perturbations_per_eval = n_samples``, and at its defaults). The bound is chunked with
-rxlit's default memory budget, as rxlit is. All functions of a method are timed round-robin
-(medians over rounds; the bound ratio is the median of per-round ratios, robust to the load
-changes of a shared machine); Captum's slow defaults run once. One process, one intra-op
-thread by default (``--threads``): on a 2-core machine shared with other jobs, two OpenMP threads
-stall on each other at every barrier (a tiny forward-backward went from 0.01 s to over 1 s), which
-swamps every ratio in noise.
+For every method: examples per second; ``ours/bound``, the ratio to the *bound* (the same number
+of forward (+ backward) passes of the same model, batched, on pre-built inputs, with no
+explanation logic: what our bookkeeping costs); ``speed-up``, Captum's time over ours at
+matched settings, at its fastest (``perturbations_per_eval = n_samples``; the gradient methods
+have no slower setting) and at its defaults (``perturbations_per_eval = 1``); ``ceiling``,
+Captum-fastest's time over the bound: the largest speed-up any implementation running at the
+bound could have. When the model's passes dominate Captum's time the ceiling is near 1 and no
+implementation can be much faster than Captum; ``--model tiny_cnn`` shows the other regime.
+
+The bound is chunked with rxlit's default memory budget, as rxlit is. All functions of a method
+are timed round-robin, one call of each per round, after a warm-up; ratios are medians of the
+per-round ratios, robust to the load changes of a shared machine, and a verdict is ``tie`` when
+the target lies inside their interquartile range. Captum's slow defaults run once. One process,
+one intra-op thread by default (``--threads``): on a 2-core machine shared with other jobs, two
+OpenMP threads stall on each other at every barrier (a small forward-backward went from 0.01 s to
+over 1 s), which swamps every ratio in noise.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 import warnings
@@ -59,26 +67,32 @@ def small_resnet(classes: int = 10) -> nn.Module:
     )
 
 
-def timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
+def timed(fn: Callable[[], object], sync: Callable[[], None], calls: int = 1) -> float:
+    """Seconds per call, averaged over ``calls`` back-to-back calls."""
     start = time.perf_counter()
-    fn()
+    for _ in range(calls):
+        fn()
     sync()
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) / calls
 
 
 def measure(fns: dict[str, Callable[[], object]], repeats: int, sync: Callable[[], None],
-            once: tuple[str, ...] = ()) -> dict[str, list[float]]:
-    """Seconds per call of every function, measured round-robin (one call of each per round, so
-    load changes on a shared machine hit all of them alike), after one warm-up call each.
-    Functions in ``once`` (slow Captum defaults) run in the first round only, without warm-up."""
+            once: tuple[str, ...] = (), min_seconds: float = 0.25) -> dict[str, list[float]]:
+    """Seconds per call of every function, measured round-robin (one sample of each per round, so
+    load changes on a shared machine hit all of them alike), after one warm-up call each. A
+    sample averages enough back-to-back calls to last about ``min_seconds`` (fast methods are
+    otherwise all noise). Functions in ``once`` (slow Captum defaults) run once, without warm-up."""
+    calls = {}
     for name, fn in fns.items():
         if name not in once:
             fn()  # warm-up (allocator, oneDNN primitives, lazy imports)
-    sync()
+            calls[name] = max(1, math.ceil(min_seconds / max(timed(fn, sync), 1e-6)))
     times: dict[str, list[float]] = {name: [] for name in fns}
     for round_ in range(repeats):
         for name, fn in fns.items():
-            if round_ == 0 or name not in once:
+            if name not in once:
+                times[name].append(timed(fn, sync, calls[name]))
+            elif round_ == 0:
                 times[name].append(timed(fn, sync))
     return times
 
@@ -242,11 +256,11 @@ def verdict(name: str, value: float, target: float, spread: tuple[float, float],
     return f"{name}:{'tie' if reachable else 'MISS'}"
 
 
-def run_case(case: Case, repeats: int, sync, skip_defaults: bool) -> dict:
+def run_case(case: Case, repeats: int, sync, skip_defaults: bool, min_seconds: float = 0.25) -> dict:
     """Time one method round-robin against its bound and Captum; paired per-round ratios."""
     fns = {"ours": case.ours, "bound": case.bound}
     fns.update({f"captum {k}": v for k, v in case.captum.items() if not (k == "default" and skip_defaults)})
-    times = measure(fns, repeats, sync, once=("captum default",))
+    times = measure(fns, repeats, sync, once=("captum default",), min_seconds=min_seconds)
     ours = times["ours"]
     row = {"method": case.name, "batch": case.batch, "ours_ex_s": case.batch / statistics.median(ours)}
     # Ratios are medians of per-round ratios (the functions of one round share the machine's load).
@@ -328,7 +342,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for case in build_cases(model, x, t, n, steps, smooth_n, 0.03, args.quick):
         if args.quick:  # a smoke run: too small and too short for the targets to mean anything
             case.bound_target = case.captum_target = None
-        rows.append(run_case(case, repeats, sync, args.no_captum_defaults or args.quick))
+        rows.append(run_case(case, repeats, sync, args.no_captum_defaults or args.quick,
+                             min_seconds=0.0 if args.quick else 0.25))
         print(format_row(rows[-1]), flush=True)
     return rows
 

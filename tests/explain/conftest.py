@@ -19,3 +19,13 @@ def images():
 @pytest.fixture
 def gen():
     return lambda seed=0: torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: with two intra-op threads, OpenMP barriers stall
+    whenever another job holds a core (a small forward-backward went from 0.01 s to 1 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -14,7 +14,6 @@ FEW = {"smoothgrad": {"n": 2}, "unigrad": {"n": 2}, "smoothed": {"n": 2, "base":
 NOT_RELU = {"vit_tiny", "swin_tiny"}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(models.BACKBONES.names()))
 def test_every_method_runs_on_backbone(name):
     torch.manual_seed(0)

@@ -4,13 +4,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "explain.py"
 
 
-@pytest.mark.slow
 def test_quick_benchmark_runs_every_method(capsys, monkeypatch):
     spec = importlib.util.spec_from_file_location("explain_benchmark", SCRIPT)
     bench = importlib.util.module_from_spec(spec)
