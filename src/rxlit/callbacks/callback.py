@@ -11,7 +11,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from rxlit.callbacks.evaluate import EvalResult, evaluate_subset
 from rxlit.callbacks.progress import EvalProgress
-from rxlit.callbacks.saliency import saliency_grid, saliency_maps, save_png
+from rxlit.callbacks.saliency import pick_maps, saliency_grid, saliency_maps, save_png
 from rxlit.callbacks.spec import EvalSpec
 
 TABLE_COLUMNS = ["epoch", "split", "method", "metric", "mean", "ci_low", "ci_high", "n"]
@@ -83,10 +83,14 @@ class ExplanationEvaluation(Callback):
         x, y, index = datamodule.eval_subset(spec.n_examples, split=spec.split)
         model = getattr(pl_module, "model", pl_module)  # the network, not the DDP wrapper
         show = spec.progress and trainer.is_global_zero
+        explanations = {}
         with EvalProgress(spec.n_tasks(), f"xai epoch {epoch}", enabled=show, trainer=trainer) as progress:
             result = evaluate_subset(model, x, y, index, spec, epoch, trainer.global_rank, trainer.world_size,
-                                     attack=self.attack or getattr(datamodule, "attack", None), progress=progress)
-        grid = self.draw(model, (x, y, index), result) if trainer.is_global_zero else None
+                                     attack=self.attack or getattr(datamodule, "attack", None), progress=progress,
+                                     explanations=explanations)
+        # one process holds every example's explanations; under DDP rank 0 explains its grid rows
+        reuse = explanations if trainer.world_size == 1 else None
+        grid = self.draw(model, (x, y, index), result, reuse) if trainer.is_global_zero else None
         elapsed = torch.tensor(time.perf_counter() - start, dtype=torch.float64, device=pl_module.device)
         result.time_s = float(trainer.strategy.reduce(elapsed, reduce_op="max"))
         result.epoch_time_s = epoch_time
@@ -106,11 +110,14 @@ class ExplanationEvaluation(Callback):
             pl_module.log(key, float(value), on_step=False, on_epoch=True, sync_dist=True)
         return result
 
-    def draw(self, model, subset, result: EvalResult):
+    def draw(self, model, subset, result: EvalResult, explanations: dict | None = None):
         """The saliency grid (uint8 image) of ``n_saliency_examples`` examples (None when disabled)."""
         if self.spec.n_saliency_examples <= 0 or not self.spec.methods:
             return None
-        x_maps, y_maps, maps = saliency_maps(model, *subset, self.spec, result.epoch)
+        if explanations:
+            x_maps, y_maps, maps = pick_maps(subset[0], subset[1], explanations, self.spec.n_saliency_examples)
+        else:
+            x_maps, y_maps, maps = saliency_maps(model, *subset, self.spec, result.epoch)
         return saliency_grid(x_maps, y_maps, maps, title=f"epoch {result.epoch} ({result.split})")
 
     def write_outputs(self, trainer: Trainer, grid, result: EvalResult) -> None:

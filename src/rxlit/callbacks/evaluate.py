@@ -144,9 +144,11 @@ def resolve_targets(model: nn.Module, x: Tensor, y: Tensor, target: str) -> Tens
 
 
 def evaluate_shard(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: EvalSpec, epoch: int,
-                   attack: dict | None = None, progress=None) -> dict[str, dict[str, float]]:
+                   attack: dict | None = None, progress=None,
+                   explanations: dict | None = None) -> dict[str, dict[str, float]]:
     """Every configured (method, metric) and model metric on this rank's examples, aggregated over
-    all ranks (each rank must call this with its own shard, in the same order)."""
+    all ranks (each rank must call this with its own shard, in the same order). ``explanations``,
+    when a dict, receives each method's explanations of the shard."""
     summaries = {}
     target = resolve_targets(model, x, y, spec.target)
     for name, options in spec.model_metrics.items():
@@ -156,6 +158,8 @@ def evaluate_shard(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: 
     for method, method_options in spec.methods.items():
         bound = bound_method(method, method_options)
         phi = explain_examples(model, x, target, bound, spec.seed, index, epoch)
+        if explanations is not None:
+            explanations[method] = phi
         for name, options in spec.explanation_metrics.items():
             values = metric_values(name, options, model, x, target, y, index, spec, epoch, method=bound,
                                    attributions=phi)
@@ -211,8 +215,12 @@ def bound_ratios(summaries: dict, spec: EvalSpec, x: Tensor) -> dict[str, dict[s
 
 
 def evaluate_subset(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: EvalSpec, epoch: int,
-                    rank: int = 0, world_size: int = 1, attack: dict | None = None, progress=None) -> EvalResult:
+                    rank: int = 0, world_size: int = 1, attack: dict | None = None, progress=None,
+                    explanations: dict | None = None) -> EvalResult:
     """Evaluate the full subset ``(x, y, index)``: each rank takes every ``world_size``-th example.
+
+    ``explanations``, when a dict, receives ``{method: explanations of this rank's shard}`` (the
+    callback reuses them for the saliency grid instead of explaining again).
 
     The model runs in eval mode (flags restored after) and torch's global RNG is left untouched,
     so training continues exactly as without the evaluation.
@@ -223,6 +231,7 @@ def evaluate_subset(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec:
     shard = slice(rank, None, world_size)
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), eval_mode(model), torch.enable_grad():
-        summaries = evaluate_shard(model, x[shard], y[shard], index[shard], spec, epoch, attack, progress)
+        summaries = evaluate_shard(model, x[shard], y[shard], index[shard], spec, epoch, attack, progress,
+                                   explanations)
     summaries.update(bound_ratios(summaries, spec, x))
     return EvalResult(epoch=epoch, split=spec.split, summaries=summaries, time_s=time.perf_counter() - start)

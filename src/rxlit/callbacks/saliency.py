@@ -41,6 +41,14 @@ HEADER = 14    # rows of pixels for the column names
 LABEL = 34     # columns of pixels for the row labels
 
 
+def pick_maps(x: Tensor, y: Tensor, explanations: dict[str, Tensor], n: int
+              ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """The grid rows from explanations already computed for the whole subset (same keyed noise,
+    so the same maps :func:`saliency_maps` would compute)."""
+    rows = pick_examples(y.cpu(), n)
+    return x[rows.to(x.device)], y[rows.to(y.device)], {m: phi[rows.to(phi.device)] for m, phi in explanations.items()}
+
+
 def _upsample(img: np.ndarray) -> np.ndarray:
     """(H, W, 3) -> nearest-neighbour upsampled so the longer side is about CELL pixels."""
     factor = max(1, CELL // max(img.shape[:2]))
