@@ -64,8 +64,9 @@ def test_adversarial_search_beats_a_much_larger_independent_monte_carlo_sample(t
     x, y = x[:12], y[:12]
     mc = max_sensitivity(model, x, y, "grad", n_samples=400, radius=0.1, seed=123)
     adv = adversarial_sensitivity(model, x, y, "grad", n_samples=4, radius=0.1, steps=10, seed=0)
-    assert (adv >= mc).float().mean() >= 0.75
-    assert adv.mean() > 1.05 * mc.mean()
+    # measured: 9 of 12 examples, +36% on average (margins leave room for platform differences)
+    assert (adv >= mc).float().mean() >= 0.5
+    assert adv.mean() > 1.2 * mc.mean()
 
 
 def four_class_net():
