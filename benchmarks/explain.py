@@ -1,6 +1,6 @@
 """Throughput of rxlit.explain against Captum and against the pass-count bound.
 
-    python benchmarks/explain.py                   # batch 32 of 3x32x32 images, ~8 minutes on 1 CPU core
+    python benchmarks/explain.py                   # batch 32 of 3x32x32 images, ~10 minutes on 1 CPU core
     python benchmarks/explain.py --model tiny_cnn  # a cheap model: the explanation logic dominates
     python benchmarks/explain.py --quick           # smoke run, a few seconds (no verdicts)
     python benchmarks/explain.py --device cuda
