@@ -109,3 +109,15 @@ def test_normal_uses_both_box_muller_outputs_independently():
     # the squared pair radius is chi-square with 2 degrees of freedom: mean 2, variance 4
     r2 = cos**2 + sin**2
     assert abs(r2.mean() - 2) < 5 * 2 / math.sqrt(r2.numel())
+
+
+def test_numbers_do_not_depend_on_the_block_size(monkeypatch):
+    # the accelerator block size is used off the CPU; tiling must never change a number
+    import rxlit.rng as module
+
+    reference = ExampleRNG(2, torch.arange(7)), ExampleRNG(2, torch.arange(7))
+    z, u = reference[0].normal((3, 33)), reference[1].uniform((99,))
+    for size in (1, 50, 1 << 20):
+        monkeypatch.setattr(module, "block_size", lambda device, size=size: size)
+        torch.testing.assert_close(ExampleRNG(2, torch.arange(7)).normal((3, 33)), z, rtol=0, atol=0)
+        torch.testing.assert_close(ExampleRNG(2, torch.arange(7)).uniform((99,)), u, rtol=0, atol=0)
