@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 # Same weights, subset, seed and epoch key, and the same code path: only float summation order
 # could differ, and on one CPU process it does not.
 MATCH_RTOL = 1e-6
+# Replace the methods mapping ("explain.methods={...}" alone would merge into the configured one).
+GRAD_ONLY = ["~explain.methods", "+explain.methods={grad: {}}"]
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +70,10 @@ def test_eval_script_matches_callback_values(trained, tmp_path):
 def test_eval_on_test_split_with_another_epoch_key(trained, tmp_path):
     report, _ = trained
     ckpt = f"{report['checkpoint_dir']}/last.ckpt"
-    test_split = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "a", "explain.methods={grad: {}}", "logger=wandb",
+    test_split = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "a", *GRAD_ONLY, "logger=wandb",
                                               "explain.n_saliency_examples=2"))
     assert test_split["split"] == "test" and test_split["epoch"] == 0
+    assert set(test_split["metrics"]["xai"]["local_lipschitz"]) == {"grad"}
     # the configured logger (W&B offline here) holds the scalars and the saliency grid
     (run_dir,) = find_offline_runs(tmp_path / "a")
     history = read_run_with(run_dir, {"xai/local_lipschitz/grad", "xai/saliency/_type", "xai/table/_type"})["history"]
@@ -78,7 +81,7 @@ def test_eval_on_test_split_with_another_epoch_key(trained, tmp_path):
     assert logged["xai/local_lipschitz/grad"] == pytest.approx(test_split["scalars"]["xai/local_lipschitz/grad"])
     assert logged["xai/saliency/_type"].startswith("images")
     assert len(list((run_dir / "files" / "media" / "images").rglob("*.png"))) == 1
-    other_epoch = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "b", "explain.methods={grad: {}}", "epoch=5"))
+    other_epoch = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "b", *GRAD_ONLY, "epoch=5"))
     key = "xai/local_lipschitz/grad"
     # a different RNG epoch key draws different neighbours: close, but not identical values
     assert other_epoch["scalars"][key] != test_split["scalars"][key]
