@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,3 +106,19 @@ def test_number_of_evaluations_matches_the_schedule(max_epochs, every_n, expecte
     runs = sum(callback.should_run(SimpleNamespace(current_epoch=e, max_epochs=max_epochs, max_steps=-1,
                                                    global_step=e, should_stop=False)) for e in range(max_epochs))
     assert runs == n_evaluations(max_epochs, every_n) == expected
+
+
+def test_saliency_grid_colours_and_layout():
+    from rxlit.callbacks.saliency import CELL, heat_rgb, pick_examples, saliency_grid
+
+    phi = torch.tensor([[[[2.0, -2.0], [0.0, 1.0]]]])  # (1, 1, 2, 2): scaled by its max |.| = 2
+    rgb = heat_rgb(phi[0])
+    assert rgb[0, 0].tolist() == [1.0, 0.0, 0.0]   # +max: red
+    assert rgb[0, 1].tolist() == [0.0, 0.0, 1.0]   # -max: blue
+    assert rgb[1, 0].tolist() == [1.0, 1.0, 1.0]   # zero: white
+    assert rgb[1, 1].tolist() == [1.0, 0.5, 0.5]   # half: light red
+    x, y = torch.rand(3, 1, 8, 8), torch.tensor([4, 4, 7])
+    grid = saliency_grid(x, y, {"grad": torch.randn(3, 1, 8, 8), "lime": torch.randn(3, 1, 8, 8)}, title="t")
+    assert grid.dtype == np.uint8 and grid.shape[2] == 3
+    assert grid.shape[0] >= 3 * CELL and grid.shape[1] >= 3 * CELL  # 3 rows x (input + 2 methods)
+    assert pick_examples(torch.tensor([4, 4, 7, 1]), 3).tolist() == [0, 2, 3]  # one per class first

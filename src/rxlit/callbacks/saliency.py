@@ -39,6 +39,9 @@ CELL = 64      # pixels per grid cell (inputs are upsampled by an integer factor
 GAP = 2        # white pixels between cells
 HEADER = 14    # rows of pixels for the column names
 LABEL = 34     # columns of pixels for the row labels
+# Column titles that fit a 64-pixel cell in PIL's default font (about 10 characters).
+SHORT_NAMES = {"integrated_gradients": "int. grad", "grad_x_input": "grad x in", "kernel_shap": "kernelSHAP",
+               "guided_backprop": "guided bp", "noisy_baseline": "noisy base"}
 
 
 def pick_maps(x: Tensor, y: Tensor, explanations: dict[str, Tensor], n: int
@@ -93,7 +96,8 @@ def saliency_grid(x: Tensor, y: Tensor, maps: dict[str, Tensor], title: str = ""
     if title:
         draw.text((2, 1), title, fill=(0, 0, 0))
     for c, name in enumerate(["input", *maps]):
-        draw.text((LABEL + c * (cell_w + GAP) + 1, top - HEADER + 1), name[: max(4, cell_w // 6)], fill=(0, 0, 0))
+        short = SHORT_NAMES.get(name, name)[: max(4, cell_w // 6)]
+        draw.text((LABEL + c * (cell_w + GAP) + 1, top - HEADER + 1), short, fill=(0, 0, 0))
     for r in range(len(rows)):
         draw.text((2, top + r * (cell_h + GAP) + cell_h // 2 - 5), f"y={int(y[r])}", fill=(0, 0, 0))
     return np.asarray(image).copy()
