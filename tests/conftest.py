@@ -28,6 +28,7 @@ TINY = [
     "logger=none",
     "callbacks.progress_bar=tqdm",
     "callbacks.lr_monitor=false",
+    "explain=none",
 ]
 
 
@@ -44,7 +45,7 @@ def make_cfg(tmp_path):
     """Compose configs/<name>.yaml with outputs and checkpoints inside tmp_path."""
 
     def factory(overrides: list[str] = (), config_name: str = "train", tiny: bool = True):
-        base = TINY if tiny else ["logger=none", "callbacks.progress_bar=tqdm", "callbacks.lr_monitor=false"]
+        base = TINY if tiny else ["logger=none", "callbacks.progress_bar=tqdm", "callbacks.lr_monitor=false", "explain=none"]
         paths = [f"paths.output_dir={tmp_path / 'out'}", f"paths.checkpoints={tmp_path / 'ckpt'}"]
         return compose(config_name, [*base, *paths, *overrides])
 

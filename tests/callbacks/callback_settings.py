@@ -30,19 +30,3 @@ def expected_keys() -> set[str]:
     keys |= {f"model/{metric}" for metric in MODEL_METRICS}
     keys |= {f"xai/bound_ratio/{method}" for method in BOUNDED}
     return keys | {"xai/time_s", "xai/epoch_time_s", "xai/cost_fraction"}
-
-
-def read_run_with(run_dir, keys: set[str], timeout: float = 60.0) -> dict:
-    """The offline run once its history holds ``keys``: wandb.finish() can return before the
-    service process has flushed the .wandb file (seen on a loaded machine), so poll briefly."""
-    import time
-
-    from rxlit.analysis.wandb_offline import read_offline_run
-
-    deadline = time.monotonic() + timeout
-    while True:
-        run = read_offline_run(run_dir)
-        logged = {key for row in run["history"] for key in row}
-        if keys <= logged or time.monotonic() > deadline:
-            return run
-        time.sleep(0.5)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from callback_settings import TINY_EXPLAIN, read_run_with
+from callback_settings import TINY_EXPLAIN
 
-from rxlit.analysis.wandb_offline import find_offline_runs
+from rxlit.analysis.wandb_offline import find_offline_runs, read_offline_run
 from rxlit.callbacks import evaluate_checkpoint
 from rxlit.training.checkpoint import CheckpointError
 from rxlit.training.run import train
@@ -76,7 +76,7 @@ def test_eval_on_test_split_with_another_epoch_key(trained, tmp_path):
     assert set(test_split["metrics"]["xai"]["local_lipschitz"]) == {"grad"}
     # the configured logger (W&B offline here) holds the scalars and the saliency grid
     (run_dir,) = find_offline_runs(tmp_path / "a")
-    history = read_run_with(run_dir, {"xai/local_lipschitz/grad", "xai/saliency/_type", "xai/table/_type"})["history"]
+    history = read_offline_run(run_dir, expect={"xai/local_lipschitz/grad", "xai/saliency/_type", "xai/table/_type"})["history"]
     logged = {key: row[key] for row in history for key in row}
     assert logged["xai/local_lipschitz/grad"] == pytest.approx(test_split["scalars"]["xai/local_lipschitz/grad"])
     assert logged["xai/saliency/_type"].startswith("images")

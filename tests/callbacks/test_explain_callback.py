@@ -5,10 +5,10 @@ import math
 
 import numpy as np
 import pytest
-from callback_settings import METHODS, TINY_EXPLAIN, expected_keys, read_run_with
+from callback_settings import METHODS, TINY_EXPLAIN, expected_keys
 from PIL import Image
 
-from rxlit.analysis.wandb_offline import find_offline_runs
+from rxlit.analysis.wandb_offline import find_offline_runs, read_offline_run
 from rxlit.training.run import train
 
 
@@ -60,7 +60,7 @@ def test_evaluates_every_n_epochs_and_after_the_last(wandb_run):
 def test_wandb_offline_run_holds_scalars_and_images(wandb_run):
     report, out = wandb_run
     (run_dir,) = find_offline_runs(out)
-    run = read_run_with(run_dir, expected_keys() | {"xai/saliency/_type", "xai/table/_type", "test/acc"})
+    run = read_offline_run(run_dir, expect=expected_keys() | {"xai/saliency/_type", "xai/table/_type", "test/acc"})
     rows = [row for row in run["history"] if "xai/local_lipschitz/grad" in row]
     assert len(rows) == 2  # two evaluations
     for key in expected_keys():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 BLOCK = 32768
@@ -43,8 +44,22 @@ def _item_key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
-def read_offline_run(run_dir: str | Path) -> dict:
-    """History rows, summary and config of one offline run folder."""
+def read_offline_run(run_dir: str | Path, expect: set[str] | frozenset = frozenset(), timeout: float = 60.0) -> dict:
+    """History rows, summary and config of one offline run folder.
+
+    ``expect``: history keys to wait for (up to ``timeout`` seconds): ``wandb.finish()`` can return
+    before W&B's service process has flushed the ``.wandb`` file (seen on a loaded machine).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        run = _read_once(run_dir)
+        logged = {key for row in run["history"] for key in row}
+        if expect <= logged or time.monotonic() > deadline:
+            return run
+        time.sleep(0.5)
+
+
+def _read_once(run_dir: str | Path) -> dict:
     from wandb.proto import wandb_internal_pb2 as pb
 
     files = list(Path(run_dir).glob("*.wandb"))

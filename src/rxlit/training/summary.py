@@ -9,9 +9,13 @@ from rich.table import Table
 EXPLAIN_PREFIXES = ("xai/", "model/")
 
 
+# Logs and CI captures are not terminals: rich would squeeze the tables into 80 columns.
+_WIDTH = 120
+
+
 def print_summary(report: dict) -> None:
-    table = Table(title=f"rxlit run {report.get('run_name', '')}", show_lines=False)
-    table.add_column("metric")
+    table = Table(show_lines=False)
+    table.add_column("metric", no_wrap=True)
     table.add_column("value", justify="right")
     explained = {}
     for section in ("fit", "test"):
@@ -20,7 +24,8 @@ def print_summary(report: dict) -> None:
                 explained[key] = value
             else:
                 table.add_row(key, f"{value:.4f}")
-    console = Console()
+    console = Console(width=_WIDTH) if not Console().is_terminal else Console()
+    console.rule(f"rxlit run {report.get('run_name', '')}")
     console.print(table)
     if explained:
         from rxlit.callbacks.tables import rich_tables
