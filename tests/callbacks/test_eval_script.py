@@ -26,7 +26,7 @@ GRAD_ONLY = ["~explain.methods", "+explain.methods={grad: {}}"]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A 1-epoch digits run with the tiny explanation matrix evaluated after epoch 0."""
-    from conftest import TINY, compose
+    from rxlit_configs import TINY, compose
 
     root = tmp_path_factory.mktemp("trained")
     overrides = [*TINY, f"paths.output_dir={root / 'out'}", f"paths.checkpoints={root / 'ckpt'}", *TINY_EXPLAIN]
@@ -35,7 +35,7 @@ def trained(tmp_path_factory):
 
 
 def eval_cfg(ckpt, out, *overrides, tiny=True):
-    from conftest import compose
+    from rxlit_configs import compose
 
     explain = [*TINY_EXPLAIN, "explain.n_saliency_examples=0"] if tiny else []
     return compose("eval", [f"ckpt_path={ckpt}", f"output_dir={out}", "logger=none", *explain, *overrides])

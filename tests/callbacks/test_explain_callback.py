@@ -15,7 +15,7 @@ from rxlit.training.run import train
 @pytest.fixture(scope="module")
 def wandb_run(tmp_path_factory):
     """3 epochs, evaluation every 2 epochs (and after the last): evaluations after epochs 1 and 2."""
-    from conftest import TINY, compose
+    from rxlit_configs import TINY, compose
 
     root = tmp_path_factory.mktemp("run")
     overrides = [*TINY, f"paths.output_dir={root / 'out'}", f"paths.checkpoints={root / 'ckpt'}",
