@@ -76,10 +76,14 @@ def plot_curve(curve: dict, path: Path) -> None:
     ax.set_xscale("log" if curve.get("log_x") else "linear")
     if curve.get("log_y"):
         ax.set_yscale("log")
-    ax.set_xlabel(curve["x_label"])
-    ax.set_ylabel(curve["y_label"])
-    ax.set_title(curve["title"], fontsize=9)
-    ax.legend(fontsize=7)
+    _label_and_save(plt, fig, ax, curve, path, legend_size=7)
+
+
+def _label_and_save(plt, fig, ax, spec: dict, path: Path, legend_size: int) -> None:
+    ax.set_xlabel(spec["x_label"])
+    ax.set_ylabel(spec["y_label"])
+    ax.set_title(spec["title"], fontsize=9)
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -96,13 +100,7 @@ def plot_scatter(scatter: dict, path: Path) -> None:
     if scatter.get("log"):
         ax.set_xscale("log")
         ax.set_yscale("log")
-    ax.set_xlabel(scatter["x_label"])
-    ax.set_ylabel(scatter["y_label"])
-    ax.set_title(scatter["title"], fontsize=9)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _label_and_save(plt, fig, ax, scatter, path, legend_size=6)
 
 
 def plot_saliency(grid: np.ndarray, col_labels: list[str], title: str, path: Path) -> None:
