@@ -1,9 +1,8 @@
 """PerExampleMetric: mean and confidence interval over examples, across batches, epochs and ranks."""
 
-import os
-
 import pytest
 import torch
+from gloo_pair import run_on_two_ranks
 
 from rxlit.metrics import PerExampleMetric, summarize
 
@@ -59,93 +58,41 @@ def test_confidence_interval_covers_the_true_mean_about_95_percent_of_the_time()
     assert 0.90 <= covered / 400 <= 0.99
 
 
-def _ddp_worker(rank: int, world: int, port: str, queue) -> None:
-    import torch.distributed as dist
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-    torch.set_num_threads(1)  # forked child: stay off the parent's thread pool
-    try:
-        dist.init_process_group("gloo", rank=rank, world_size=world)
-        values = torch.arange(10, dtype=torch.float64) ** 2
-        index = torch.cat([torch.arange(10), torch.tensor([0, 1])])[rank::world]  # sampler padding: 6 + 6
-        metric = PerExampleMetric()
-        metric.update(values[index], index)
-        out = metric.compute()
-        if rank == 0:
-            queue.put({k: float(v) for k, v in out.items()})
-        dist.destroy_process_group()
-    except Exception as error:  # report instead of leaving the parent waiting
-        queue.put(repr(error))
+def _padded_sync(rank: int, world: int) -> dict:
+    values = torch.arange(10, dtype=torch.float64) ** 2
+    index = torch.cat([torch.arange(10), torch.tensor([0, 1])])[rank::world]  # sampler padding: 6 + 6
+    metric = PerExampleMetric()
+    metric.update(values[index], index)
+    return {k: float(v) for k, v in metric.compute().items()}
 
 
 @pytest.mark.ddp
 def test_real_two_process_gloo_sync():
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    ctx = mp.get_context("fork")  # no re-import of torch in the children: quick
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    out = queue.get(timeout=60)
-    for p in procs:
-        p.join(timeout=30)
-    assert isinstance(out, dict), out
+    out = run_on_two_ranks(_padded_sync)
     expected = summarize(torch.arange(10, dtype=torch.float64) ** 2)
     assert out["n"] == 10
     assert abs(out["mean"] - expected["mean"]) < 1e-12 and abs(out["ci_high"] - expected["ci_high"]) < 1e-9
 
 
-def _metric_worker(rank: int, world: int, port: str, queue, model, x, y) -> None:
-    import torch.distributed as dist
-
+def _sharded_lipschitz(rank: int, world: int, model, x, y) -> dict:
     from rxlit.metrics import local_lipschitz
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-    torch.set_num_threads(1)
-    try:
-        dist.init_process_group("gloo", rank=rank, world_size=world)
-        index = torch.arange(len(x))[rank::world]  # DistributedSampler's interleaved shard
-        values = local_lipschitz(model, x[index], y[index], "grad", n_samples=8, seed=5, index=index, epoch=1)
-        metric = PerExampleMetric()
-        metric.update(values, index)
-        out = metric.compute()
-        if rank == 0:
-            queue.put({k: float(v) for k, v in out.items()})
-        dist.destroy_process_group()
-    except Exception as error:
-        queue.put(repr(error))
+    index = torch.arange(len(x))[rank::world]  # DistributedSampler's interleaved shard
+    values = local_lipschitz(model, x[index], y[index], "grad", n_samples=8, seed=5, index=index, epoch=1)
+    metric = PerExampleMetric()
+    metric.update(values, index)
+    return {k: float(v) for k, v in metric.compute().items()}
 
 
 @pytest.mark.ddp
 def test_a_metric_computed_on_two_gloo_ranks_equals_one_process(trained):
     # keyed noise + index-aware aggregation: the per-example values, hence the summary, do not
     # depend on how the examples are split across ranks
-    import socket
-
-    import torch.multiprocessing as mp
-
     from rxlit.metrics import local_lipschitz
 
     model, x, y = trained
     x, y = x[:10], y[:10]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_metric_worker, args=(r, 2, port, queue, model, x, y)) for r in range(2)]
-    for p in procs:
-        p.start()
-    out = queue.get(timeout=60)
-    for p in procs:
-        p.join(timeout=30)
-    assert isinstance(out, dict), out
+    out = run_on_two_ranks(_sharded_lipschitz, model, x, y)
     single = summarize(local_lipschitz(model, x, y, "grad", n_samples=8, seed=5, index=torch.arange(10), epoch=1))
     assert out["n"] == 10
     for key in ("mean", "ci_low", "ci_high"):

@@ -1,11 +1,9 @@
 """The double-backprop penalties are correct under DDP: two gloo ranks on half batches give the
 same parameter gradient as one process on the whole batch."""
 
-import os
-import socket
-
 import pytest
 import torch
+from gloo_pair import run_on_two_ranks
 from torch import nn
 
 from rxlit.training.regularizers import REGULARIZERS
@@ -38,41 +36,19 @@ def parameter_grad(module: nn.Module) -> torch.Tensor:
     return torch.cat([p.grad.flatten() for p in module.parameters()])
 
 
-def _worker(rank: int, port: str, reg_name: str, queue) -> None:
-    import torch.distributed as dist
+def _ddp_gradient(rank: int, world: int, reg_name: str) -> torch.Tensor:
     from torch.nn.parallel import DistributedDataParallel
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-    torch.set_num_threads(1)
-    try:
-        dist.init_process_group("gloo", rank=rank, world_size=2)
-        net, x, y = make_problem()
-        ddp = DistributedDataParallel(LossWithPenalty(net, reg_name))
-        ddp(x[rank::2], y[rank::2]).backward()
-        if rank == 0:
-            queue.put(parameter_grad(ddp.module))
-        dist.destroy_process_group()
-    except Exception as error:  # report instead of leaving the parent waiting
-        queue.put(repr(error))
+    net, x, y = make_problem()
+    ddp = DistributedDataParallel(LossWithPenalty(net, reg_name))
+    ddp(x[rank::world], y[rank::world]).backward()
+    return parameter_grad(ddp.module)
 
 
 @pytest.mark.ddp
 @pytest.mark.parametrize("reg_name", ["gradnorm", "curvature"])
 def test_penalty_gradient_under_ddp_equals_single_process(reg_name):
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(rank, port, reg_name, queue)) for rank in range(2)]
-    for p in procs:
-        p.start()
-    ddp_grad = queue.get(timeout=120)
-    for p in procs:
-        p.join(timeout=30)
-    assert isinstance(ddp_grad, torch.Tensor), ddp_grad
+    ddp_grad = run_on_two_ranks(_ddp_gradient, reg_name)
 
     net, x, y = make_problem()
     single = LossWithPenalty(net, reg_name)
