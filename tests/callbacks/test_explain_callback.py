@@ -98,3 +98,22 @@ def test_bad_explain_config_refused_before_training(make_cfg, tmp_path, override
     assert message in str(err.value)
     assert "valid" in str(err.value) or "must be" in str(err.value)  # the message names the fix
     assert not (tmp_path / "ckpt").exists() and not (tmp_path / "out" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_resume_keeps_cost_accounting_and_table(make_cfg, tmp_path):
+    first = train(make_cfg([*TINY_EXPLAIN, "explain.every_n_epochs=1", "trainer.max_epochs=1"]))
+    last = f"{first['checkpoint_dir']}/last.ckpt"
+    resumed = train(make_cfg([*TINY_EXPLAIN, "explain.every_n_epochs=1", "trainer.max_epochs=2",
+                              f"ckpt_path={last}"]))
+    import torch
+
+    from rxlit.training.checkpoint import load_model
+
+    load_model(f"{resumed['checkpoint_dir']}/last.ckpt")  # the saved state stays weights-only loadable
+    state = torch.load(f"{resumed['checkpoint_dir']}/last.ckpt", weights_only=True)["callbacks"]
+    (saved,) = [v for k, v in state.items() if k.startswith("ExplanationEvaluation")]
+    # two evaluations (epochs 0 and 1) and two training epochs, the first from before the resume
+    assert sorted({row[0] for row in saved["table_rows"]}) == [0, 1]
+    assert saved["xai_time"] > first["fit"]["xai/time_s"] > 0
+    assert resumed["fit"]["xai/cost_fraction"] == pytest.approx(saved["xai_time"] / saved["train_time"], rel=1e-6)

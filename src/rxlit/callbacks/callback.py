@@ -44,6 +44,15 @@ class ExplanationEvaluation(Callback):
         self._epoch_cpu = None
 
     # ------------------------------------------------------------------------------ Lightning hooks
+    def state_dict(self) -> dict:
+        """Saved in checkpoints, so a resumed run keeps its cost accounting and W&B table."""
+        return {"train_time": self.train_time, "xai_time": self.xai_time, "table_rows": self.table_rows}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.train_time = float(state_dict.get("train_time", 0.0))
+        self.xai_time = float(state_dict.get("xai_time", 0.0))
+        self.table_rows = [list(row) for row in state_dict.get("table_rows", [])]
+
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "eval_subset"):
