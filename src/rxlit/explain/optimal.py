@@ -5,13 +5,16 @@ For a perturbation law of ``I``, the explanation minimising
 ``phi* = E[I I^T]^-1 E[I (f(x) - f(x - I))]``.
 
 * ``noisy_baseline``: ``x - I = clip(-scale * z, 0, 1)``, ``z ~ N(0, I)`` on every input element
-  (scale 0.2, as in Yeh et al.'s code: a noisy black image). The elements of ``c = x - I`` are
-  i.i.d., so ``E[I I^T] = v Id + u u^T`` with ``u = x - E[c]``, ``v = Var(c)`` in closed form
-  (``second_moment="exact"``, default; inverted by Sherman-Morrison, no ridge needed) and only
-  ``E[I df]`` is estimated from ``n_samples`` draws. ``second_moment="sample"`` estimates both
-  moments from the same draws and solves with the pseudo-inverse (the ridge -> 0 limit, a
-  minimum-norm solution when ``n_samples < d``); that estimator is exact for linear f once
-  ``n_samples >= d``.
+  (scale 0.2, as in Yeh et al.'s code: a noisy black image). ``second_moment="sample"``
+  (default) estimates both moments from the same ``n_samples`` draws and solves with the
+  pseudo-inverse (the ridge -> 0 limit, a minimum-norm solution when ``n_samples < d``): the
+  least-squares fit of the sampled drops, exact for linear f once ``n_samples >= d``.
+  ``second_moment="exact"`` uses the closed form ``E[I I^T] = v Id + u u^T`` (``u = x - E[c]``,
+  ``v = Var(c)``, elements of ``c = x - I`` i.i.d.; Sherman-Morrison) with only ``E[I df]``
+  sampled. It is unbiased but not the default: without the sample second moment the Monte
+  Carlo error of ``E[I df]`` no longer cancels and ``1/v`` (~70 at scale 0.2) amplifies it. On
+  the digits MLP of the studies (16 examples, infidelity under the same law, 2000 fresh draws):
+  sample with 1000 draws 0.060, exact with 1000 draws 9.7, exact with 10000 draws 1.03, Grad 0.27.
 * ``square``: ``I = x`` on a square of side ``1..max_side`` (all channels) and 0 elsewhere,
   every position and side enumerated once, uniformly weighted (deterministic, no sampling).
   Writing ``I_s = x * S_s`` for the square's pixel indicator ``S_s``, ``I_s.phi = S_s.g`` with
@@ -64,7 +67,7 @@ def _exact_solution(x: Tensor, baselines: Tensor, drops: Tensor, scale: float) -
 
 @register_method("noisy_baseline")
 def noisy_baseline(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: int = 100, scale: float = 0.2,
-                   second_moment: str = "exact", generator: rng.Generator = None, output: str = "logit",
+                   second_moment: str = "sample", generator: rng.Generator = None, output: str = "logit",
                    chunk_size: int | None = None) -> Tensor:
     """Yeh et al.'s (2019) "Noisy Baseline" optimal explanation (see module doc)."""
     if second_moment not in ("exact", "sample"):

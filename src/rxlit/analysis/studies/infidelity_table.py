@@ -67,8 +67,9 @@ def run(ctx) -> dict:
              "rows": [[name, cell(v["sens"]), *[cell(v[law]) for law in laws]] for name, v in values.items()],
              "note": "Square's explanation is x_p g_p / |x_p|^2 per pixel (the minimum-norm optimum of the square "
                      "law), so near-black pixels get very large weights and a neighbour that lifts a black pixel "
-                     "changes it a lot: hence its large SENS_max. Noisy Baseline inverts E[I I^T] = v Id + u u^T "
-                     "with a small v, which amplifies the Monte Carlo error of E[I df]: it needs many samples."}
+                     "changes it a lot: hence its large SENS_max. Noisy Baseline is the least-squares fit of "
+                     "f(x) - f(x - I) on its sampled perturbations (both moments from the same draws; "
+                     "n_samples >= d keeps the fit well posed)."}
     names = list(values)
     arrays = {"methods": saliency_rows(x, phis, int(s.get("n_saliency", 3)))}
     saliency = [{"title": "Explanations of the infidelity table", "file": "saliency_methods.png", "key": "methods",
