@@ -33,8 +33,10 @@ class Objective:
 class AttackObjective(Objective):
     """Cross-entropy on adversarial examples from a torchattacks attack built per model."""
 
-    def __init__(self, make_attack):
+    def __init__(self, make_attack, name: str | None = None):
         self._make_attack = make_attack
+        if name is not None:
+            self.name = name
         self._attacks: dict[int, object] = {}
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -54,27 +56,21 @@ def standard() -> Objective:
 def pgd_linf(eps: float, step: float, steps: int, random_start: bool = True) -> Objective:
     """Madry et al. PGD adversarial training in the L-inf ball."""
     check_budget(eps, step, steps)
-    objective = AttackObjective(lambda m: pgd(m, eps, step, steps, "linf", random_start))
-    objective.name = "pgd"
-    return objective
+    return AttackObjective(lambda m: pgd(m, eps, step, steps, "linf", random_start), name="pgd")
 
 
 @OBJECTIVES.register("pgd_l2")
 def pgd_l2(eps: float, step: float, steps: int, random_start: bool = True) -> Objective:
     """PGD adversarial training in the L2 ball."""
     check_budget(eps, step, steps)
-    objective = AttackObjective(lambda m: pgd(m, eps, step, steps, "l2", random_start))
-    objective.name = "pgd_l2"
-    return objective
+    return AttackObjective(lambda m: pgd(m, eps, step, steps, "l2", random_start), name="pgd_l2")
 
 
 @OBJECTIVES.register("fgsm_rs")
 def fgsm_rs(eps: float, step_scale: float = 1.25) -> Objective:
     """Wong et al. 2020 'fast' FGSM with a uniform random start, step = step_scale * eps."""
     check_budget(eps, step_scale * eps if eps > 0 else None)
-    objective = AttackObjective(lambda m: torchattacks.FFGSM(m, eps=eps, alpha=step_scale * eps))
-    objective.name = "fgsm_rs"
-    return objective
+    return AttackObjective(lambda m: torchattacks.FFGSM(m, eps=eps, alpha=step_scale * eps), name="fgsm_rs")
 
 
 class Trades(AttackObjective):
