@@ -6,13 +6,12 @@ import os
 
 import pytest
 import torch
+from rxlit_configs import TINY, compose
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_CONSOLE", "off")
 torch.set_num_threads(int(os.environ.get("RXLIT_TEST_THREADS", "2")))
-
-from rxlit_configs import TINY, compose  # noqa: E402  (after the environment set-up above)
 
 
 @pytest.fixture

@@ -24,7 +24,9 @@ def print_summary(report: dict) -> None:
                 explained[key] = value
             else:
                 table.add_row(key, f"{value:.4f}")
-    console = Console(width=_WIDTH) if not Console().is_terminal else Console()
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=_WIDTH)
     console.rule(f"rxlit run {report.get('run_name', '')}")
     console.print(table)
     if explained:
