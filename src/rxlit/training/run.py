@@ -14,6 +14,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from rxlit.data import build_datamodule
+from rxlit.distributed import (
+    CollectiveTimeoutError,
+    ddp_strategy,
+    explain_collective_failure,
+    is_collective_failure,
+    stop_other_ranks,
+)
 from rxlit.training.checkpoint import read_checkpoint, unique_run_dir
 from rxlit.training.loggers import build_logger
 from rxlit.training.module import RxLitModule
@@ -22,6 +29,9 @@ from rxlit.training.summary import print_summary
 
 def to_dict(cfg: DictConfig | dict) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+PROGRESS_BARS = ("rich", "tqdm", "none")
 
 
 def make_datamodule(data_cfg: dict, seed: int):
@@ -54,12 +64,35 @@ def make_callbacks(cfg: dict, ckpt_dir: Path) -> list[Callback]:
         ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
                         enable_version_counter=False),
     ]
-    if spec.get("progress_bar") == "rich":
+    if progress_bar(cfg) == "rich":
         callbacks.append(RichProgressBar(leave=True))
     if spec.get("lr_monitor") and cfg["logger"]["name"] != "none":
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     callbacks.extend(make_extra_callbacks(cfg))
+    callbacks.extend(user_callbacks(spec.get("extra") or []))
     return callbacks
+
+
+def progress_bar(cfg: dict) -> str:
+    """``callbacks.progress_bar``: rich (default), tqdm (Lightning's) or none."""
+    name = cfg["callbacks"].get("progress_bar", "rich")
+    if name not in PROGRESS_BARS:
+        raise ValueError(f"callbacks.progress_bar={name!r} is not one of {', '.join(PROGRESS_BARS)}")
+    return name
+
+
+def user_callbacks(specs: list) -> list[Callback]:
+    """``callbacks.extra``: the user's own callbacks, each a ``{_target_: module.Class, arg: value}``."""
+    from hydra.utils import instantiate
+
+    made = []
+    for spec in specs:
+        if not isinstance(spec, dict) or "_target_" not in spec:
+            raise ValueError(f"callbacks.extra entries are {{_target_: module.Class, ...}} mappings, got {spec!r}")
+        made.append(instantiate(spec))
+        if not isinstance(made[-1], Callback):
+            raise ValueError(f"callbacks.extra: {spec['_target_']} is not a lightning Callback")
+    return made
 
 
 def make_extra_callbacks(cfg: dict) -> list[Callback]:
@@ -76,6 +109,10 @@ def make_trainer(cfg: dict, callbacks: list[Callback], logger) -> L.Trainer:
     spec = dict(cfg["trainer"])
     # Validation runs explanations and attacks that need autograd: inference mode would break them.
     spec["inference_mode"] = False
+    # rxlit's key: how long a collective may wait for the other ranks before the run stops with an error
+    if progress_bar(cfg) == "none":
+        spec["enable_progress_bar"] = False
+    spec["strategy"] = ddp_strategy(spec.get("strategy", "auto"), spec.pop("timeout_min", None))
     return L.Trainer(**spec, callbacks=callbacks, logger=logger if logger is not None else False,
                      default_root_dir=cfg["paths"]["output_dir"])
 
@@ -134,7 +171,14 @@ def train(cfg: DictConfig | dict) -> dict:
         report.update(status="finished", best_checkpoint=best, epochs=trainer.current_epoch,
                       global_step=trainer.global_step)
     except BaseException as err:
+        last = ckpt_dir / "last.ckpt"
+        if is_collective_failure(err):  # a hang turned into an error by the DDP timeout: say what it means
+            err = explain_collective_failure(err, trainer, cfg["trainer"].get("timeout_min"),
+                                             str(last) if last.exists() else None)
         report.update(status="failed", error=f"{err.__class__.__name__}: {err}")
+        stop_other_ranks(trainer)
+        if isinstance(err, CollectiveTimeoutError):
+            raise err from None
         raise
     finally:
         report["last_checkpoint"] = str(ckpt_dir / "last.ckpt") if (ckpt_dir / "last.ckpt").exists() else None
