@@ -13,9 +13,10 @@ every rank), which runs every pending metric reduction, in the same order on eve
 whose progress bar already ran them reads its cache and communicates nothing, so every rank's next
 collective is the same one whatever callbacks, progress bar or logger run before or after. Every
 rxlit hook that communicates across ranks runs inside one: the explanation evaluation, the
-adversarial-accuracy reduction of ``val/adv_acc``; the NaN check runs inside ``training_step``,
-where Lightning has no pending reduction (step values are never synchronised) and every rank
-calls it at the same point.
+adversarial-accuracy reduction of ``val/adv_acc`` and the NaN check of every training step (there
+the flush finds nothing to reduce: step values are never synchronised). Checkpoints are saved by
+Lightning's ``ModelCheckpoint`` (which reads the metrics on every rank itself); W&B files and
+JSON are written by rank 0 without any collective.
 
 A collective that waits longer than ``trainer.timeout_min`` (the DDP process-group timeout,
 :func:`ddp_strategy`) raises in the waiting rank; :func:`explain_collective_failure` turns that

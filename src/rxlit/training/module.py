@@ -89,7 +89,8 @@ class RxLitModule(L.LightningModule):
         finite = bool(torch.isfinite(loss))
         trainer = self._trainer  # None when the step runs outside a Trainer (benchmarks, notebooks)
         if trainer is not None and trainer.world_size > 1:
-            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+            with collective_section(trainer, f"the NaN check of step {self.global_step}"):
+                finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
         if finite:
             return
         raise NonFiniteLossError(
