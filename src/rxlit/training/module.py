@@ -11,15 +11,12 @@ from torch import Tensor
 from rxlit.distributed import collective_section
 from rxlit.models import build_model
 from rxlit.training.attacks import pgd
+from rxlit.training.divergence import DivergenceGuard, NonFiniteLossError, divergence_message
 from rxlit.training.objectives import build_objective
 from rxlit.training.optim import build_optimizer, build_scheduler, parameter_groups
 from rxlit.training.regularizers import build_regularizer
 
 MODEL_DATA_KEYS = ("num_classes", "in_chans", "image_size", "mean", "std")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised when the training loss is NaN or inf; the last good checkpoint is kept."""
 
 
 def build_network(model: dict, data_info: dict, reg: dict) -> torch.nn.Module:
@@ -49,6 +46,7 @@ class RxLitModule(L.LightningModule):
         self.objective = build_objective(adv_spec.pop("name"), **adv_spec)
         self.regularizer = build_regularizer(reg_spec.pop("name"), **reg_spec)
         self._eval_attack = None
+        self.divergence = DivergenceGuard(data_info["num_classes"], **dict((run_config or {}).get("divergence") or {}))
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
@@ -86,18 +84,23 @@ class RxLitModule(L.LightningModule):
                              "(inputs must be finite and in [0, 1])")
 
     def _check_finite_loss(self, loss: Tensor) -> None:
-        finite = bool(torch.isfinite(loss))
+        """Stop on a NaN/inf or exploding loss (:mod:`rxlit.training.divergence`), agreed by every rank."""
+        reason = self.divergence.update(float(loss.detach()))
         trainer = self._trainer  # None when the step runs outside a Trainer (benchmarks, notebooks)
+        healthy = reason is None
         if trainer is not None and trainer.world_size > 1:
-            with collective_section(trainer, f"the NaN check of step {self.global_step}"):
-                finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
-        if finite:
+            with collective_section(trainer, f"the divergence check of step {self.global_step}"):
+                healthy = trainer.strategy.reduce_boolean_decision(healthy, all=True)
+        if healthy:
             return
-        raise NonFiniteLossError(
-            f"the training loss became NaN/inf at epoch {self.current_epoch}, step {self.global_step}; "
-            "training stopped before the bad update, so the last checkpoint (last.ckpt) is the last good "
-            "state. Lower optim.lr, set trainer.gradient_clip_val=1.0, or check the data, then resume "
-            "with ckpt_path=<checkpoint dir>/last.ckpt.")
+        raise NonFiniteLossError(divergence_message(reason or "diverged on another rank", self.current_epoch,
+                                                    self.global_step, dict(self.hparams.optim)))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["divergence_guard"] = self.divergence.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.divergence.load_state_dict(checkpoint.get("divergence_guard", {}))
 
     # --------------------------------------------------------------------------------- evaluation
     def validation_step(self, batch, batch_idx):

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import (
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichProgressBar,
+    TQDMProgressBar,
+)
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from rxlit.console import quiet_known_noise
 from rxlit.data import build_datamodule
 from rxlit.distributed import (
     CollectiveTimeoutError,
@@ -24,6 +32,8 @@ from rxlit.distributed import (
 from rxlit.training.checkpoint import read_checkpoint, unique_run_dir
 from rxlit.training.loggers import build_logger
 from rxlit.training.module import RxLitModule
+from rxlit.training.optim import build_optimizer, build_scheduler
+from rxlit.training.size import check_model_size
 from rxlit.training.summary import print_summary
 
 
@@ -64,8 +74,11 @@ def make_callbacks(cfg: dict, ckpt_dir: Path) -> list[Callback]:
         ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
                         enable_version_counter=False),
     ]
-    if progress_bar(cfg) == "rich":
-        callbacks.append(RichProgressBar(leave=True))
+    bar = progress_bar(cfg)
+    if bar == "rich":
+        callbacks.append(RichProgressBar(leave=False))  # finished bars are cleared; the summary stays
+    elif bar == "tqdm":  # named explicitly: Lightning's own default is the rich bar when rich is installed
+        callbacks.append(TQDMProgressBar(leave=False))
     if spec.get("lr_monitor") and cfg["logger"]["name"] != "none":
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     callbacks.extend(make_extra_callbacks(cfg))
@@ -144,22 +157,62 @@ def finish_wandb(logger) -> None:
         wandb.finish()
 
 
+def check_trainer(cfg: dict) -> None:
+    epochs = cfg["trainer"].get("max_epochs")
+    if epochs is not None and epochs == 0:
+        raise ValueError("trainer.max_epochs=0 trains nothing and would report the random initialisation as a "
+                         "finished run; set trainer.max_epochs >= 1, or evaluate a checkpoint with "
+                         "scripts/eval.py ckpt_path=<checkpoints/<run>/best.ckpt>")
+
+
+def check_optimisation(cfg: dict) -> None:
+    """Optimiser and schedule names and values, checked now rather than when fit() starts."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = build_optimizer([param], **cfg["optim"])
+    build_scheduler(optimizer, max(1, cfg["trainer"].get("max_epochs") or 1), **cfg["sched"])
+
+
+def prepare(cfg: dict, output_dir: Path):
+    """Everything that can fail on bad input: config values and names, data presence, model
+    construction and size, callbacks, logger settings. Nothing here creates a folder, a checkpoint
+    or a W&B run; on failure the (empty) Hydra output folder is removed again."""
+    try:
+        check_trainer(cfg)
+        check_optimisation(cfg)
+        datamodule = make_datamodule(cfg["data"], cfg["seed"])
+        datamodule.setup()  # reads (or fails to find) the data files now
+        module = make_module(cfg, datamodule)
+        check_model_size(cfg, module, datamodule)
+        resuming = cfg.get("ckpt_path") is not None
+        if resuming:
+            read_checkpoint(cfg["ckpt_path"])
+            ckpt_dir = Path(cfg["ckpt_path"]).parent
+        else:
+            ckpt_dir = unique_run_dir(cfg["paths"]["checkpoints"], cfg["run_name"], resuming)
+        callbacks = make_callbacks(cfg, ckpt_dir)
+        logger = build_logger(cfg["logger"], ckpt_dir.name, output_dir)
+    except BaseException:
+        discard_output_dir(output_dir)
+        raise
+    return datamodule, module, ckpt_dir, callbacks, logger
+
+
+def discard_output_dir(path: Path) -> None:
+    """Remove a run folder that holds only what Hydra wrote at start-up (.hydra/, *.log)."""
+    if not path.is_dir() or any(p.name != ".hydra" and p.suffix != ".log" for p in path.iterdir()):
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def train(cfg: DictConfig | dict) -> dict:
     """Train, validate every epoch, test the best checkpoint; write config.json and metrics.json."""
     cfg = to_dict(cfg)
+    quiet_known_noise()
     start = time.time()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     output_dir = Path(cfg["paths"]["output_dir"])
-    datamodule = make_datamodule(cfg["data"], cfg["seed"])
-    module = make_module(cfg, datamodule)
-    resuming = cfg.get("ckpt_path") is not None
-    if resuming:
-        read_checkpoint(cfg["ckpt_path"])
-        ckpt_dir = Path(cfg["ckpt_path"]).parent
-    else:
-        ckpt_dir = unique_run_dir(cfg["paths"]["checkpoints"], cfg["run_name"], resuming)
-    logger = build_logger(cfg["logger"], ckpt_dir.name, output_dir)
-    trainer = make_trainer(cfg, make_callbacks(cfg, ckpt_dir), logger)
+    datamodule, module, ckpt_dir, callbacks, logger = prepare(cfg, output_dir)
+    trainer = make_trainer(cfg, callbacks, logger)
     write_json(output_dir / "config.json", cfg)
     report = {"run_name": ckpt_dir.name, "checkpoint_dir": str(ckpt_dir), "output_dir": str(output_dir)}
     try:
