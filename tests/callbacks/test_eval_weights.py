@@ -26,6 +26,7 @@ METRICS = {"local_lipschitz": {"n_samples": 2}, "tan_faithfulness": {"groups": 4
            "model_local_lipschitz": {"n_samples": 2}, "model_smoothness": {"n_samples": 2},
            "robust_accuracy": {"steps": 1}}
 CIFAR_LIKE = {"image_size": 32, "in_chans": 3, "num_classes": 10, "n_train": 16, "n_val": 16, "n_test": 16}
+COLOUR_8X8 = {**CIFAR_LIKE, "image_size": 8}  # the CIFAR-stem networks pool globally: any size works
 DIGITS: dict = {}
 
 
@@ -104,13 +105,13 @@ def test_robustbench_preact_checkpoint_with_normalisation_buffers(tmp_path):
     mu, sigma = torch.tensor([0.49, 0.48, 0.45]).view(1, 3, 1, 1), torch.tensor([0.25, 0.24, 0.26]).view(1, 3, 1, 1)
     path = tmp_path / "Rice2020Overfitting.pt"
     torch.save({"mu": mu, "sigma": sigma, **net.state_dict()}, path)
-    loaded = run_eval(tmp_path, "synthetic", CIFAR_LIKE, "model=preact_resnet18", f"weights={path}",
+    loaded = run_eval(tmp_path, "synthetic", COLOUR_8X8, "model=preact_resnet18", f"weights={path}",
                       "weights_format=robustbench", n=2)
     mean, std = mu.flatten().tolist(), sigma.flatten().tolist()
     assert loaded["normalization"]["mean"] == pytest.approx(mean)
     assert loaded["normalization"]["source"] == "the checkpoint (robustbench format)"
-    expected = reference(net, "synthetic", CIFAR_LIKE, n=2, mean=mean, std=std)
-    assert_same_evaluation(loaded, expected, tmp_path, net, "synthetic", CIFAR_LIKE, mean, std)
+    expected = reference(net, "synthetic", COLOUR_8X8, n=2, mean=mean, std=std)
+    assert_same_evaluation(loaded, expected, tmp_path, net, "synthetic", COLOUR_8X8, mean, std)
 
 
 def robustness_file(net: nn.Module, mean: list[float], std: list[float]) -> dict:

@@ -112,6 +112,10 @@ def checkpoint_source(cfg: dict, path: str, device: torch.device) -> tuple[Sourc
     spec = eval_spec(cfg, run_seed)  # unknown methods/metrics/options fail before any work
     datamodule, attack = build_data(cfg, hparams, path)
     model, _ = load_model(path, device=device)
+    given = {k: v for k, v in (cfg.get("model") or {}).items() if k in LOAD_KEYS and v not in (None, True, False)}
+    if given or (cfg.get("model") or {}).get("normalize") is False:
+        print(f"note: {', '.join(f'model.{k}' for k in given) or 'model.normalize'} applies to weights= only; "
+              "a train.py checkpoint brings its own normalisation")
     epoch = int(cfg["epoch"]) if cfg.get("epoch") is not None else int(ckpt.get("epoch", 0))
     label = f"{Path(path).parent.name}/{Path(path).name}"
     info = {"checkpoint": str(path), "model": {"name": hparams["model"].get("name")},
