@@ -170,6 +170,9 @@ def test_foreign_lightning_checkpoint_with_prefix_and_explicit_normalisation(tmp
     loaded = run_eval(tmp_path, "digits", DIGITS, "model=mlp", "model.hidden=[32]", f"weights='{path}'",
                       "weights_prefix=net.", f"model.mean={mean}", f"model.std={std}")
     assert loaded["format"] == "lightning" and loaded["normalization"]["source"] == "model.mean/model.std"
+    with pytest.raises(WeightsError, match="several parts of the file fit the architecture equally well "
+                                           r"\('net.', 'teacher.'\); choose one with weights_prefix="):
+        run_eval(tmp_path, "digits", DIGITS, "model=mlp", "model.hidden=[32]", f"weights='{path}'")
     expected = reference(net, "digits", DIGITS, mean=mean, std=std)
     assert_same_evaluation(loaded, expected, tmp_path, net, "digits", DIGITS, mean, std)
 

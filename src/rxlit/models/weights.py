@@ -241,15 +241,21 @@ def read_weights(path: str | Path, fmt: str = "auto", prefix: str | None = None)
 
 
 # ----------------------------------------------------------------------------- fitting the model
-def _fit_prefix(keys: list[str], wanted: set[str]) -> str:
-    """The leading prefix whose removal makes the most ``keys`` names of ``wanted`` ('' if none helps)."""
-    best, best_hits = "", sum(k in wanted for k in keys)
+def _fit_prefix(keys: list[str], wanted: set[str], path: str = "") -> str:
+    """The leading prefix whose removal makes the most ``keys`` names of ``wanted`` ('' if none helps);
+    two prefixes that fit equally well (a model and its EMA copy) are an error naming both."""
+    hits = {"": sum(k in wanted for k in keys)}
     candidates = {k[: len(k) - len(w)] for k in keys for w in wanted if k.endswith("." + w)}
-    for prefix in sorted(candidates, key=len):
-        hits = sum(1 for k in keys if k.startswith(prefix) and k[len(prefix):] in wanted)
-        if hits > best_hits:
-            best, best_hits = prefix, hits
-    return best
+    for prefix in candidates:
+        hits[prefix] = sum(1 for k in keys if k.startswith(prefix) and k[len(prefix):] in wanted)
+    top = max(hits.values())
+    best = sorted(p for p, h in hits.items() if h == top)
+    if hits[""] == top or top == 0:
+        return ""
+    if len(best) > 1:
+        raise WeightsError(f"{path}: several parts of the file fit the architecture equally well "
+                           f"({', '.join(map(repr, best))}); choose one with weights_prefix=<prefix>")
+    return best[0]
 
 
 def fit_to(weights: ForeignWeights, backbone: nn.Module) -> ForeignWeights:
@@ -257,7 +263,7 @@ def fit_to(weights: ForeignWeights, backbone: nn.Module) -> ForeignWeights:
     not have; an rxlit ``normalize.mean``/``normalize.std`` beside ``backbone.`` becomes the
     normalisation."""
     wanted = set(backbone.state_dict())
-    prefix = _fit_prefix(list(weights.state), wanted)
+    prefix = _fit_prefix(list(weights.state), wanted, weights.path)
     if not prefix:
         return weights
     state = weights.state
