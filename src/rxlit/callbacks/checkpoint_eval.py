@@ -333,6 +333,7 @@ class TensorData:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor):
         self.x, self.y = x, torch.as_tensor(y).long()
+        self.in_chans = int(x.shape[1])
         self.attack, self.class_names = None, None
 
     def split(self, _split: str):
@@ -379,7 +380,8 @@ def evaluate_model(model: nn.Module, data="digits", *, mean=None, std=None, expl
     """Evaluate an ``nn.Module`` in memory: see ``rxlit.evaluate``."""
     spec = resolve_spec(explain, seed, n_examples, split)
     datamodule, data_attack = resolve_data(data, seed, data_options)
-    net = model if mean is None and std is None else nn.Sequential(Normalize(mean, std), model)
+    in_chans = getattr(datamodule, "in_chans", None) or None  # None: one per mean/std value
+    net = model if mean is None and std is None else nn.Sequential(Normalize(mean, std, in_chans=in_chans), model)
     if mean is None and std is None:
         norm = {"mean": None, "std": None, "source": "none (model is given [0, 1] images; pass mean=/std= to "
                                                       "normalise in front of it)"}
