@@ -96,11 +96,21 @@ def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, al
         return (model(adv).argmax(1) == y).to(x.dtype)
 
 
+def autoattack_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, seed: int) -> Tensor:
+    """1.0 where the label survives standard AutoAttack (Croce & Hein 2020; torchattacks) at L-inf ``eps``.
+
+    Its random restarts are seeded per call (this rank's examples), not per example as the keyed PGD.
+    """
+    from rxlit.metrics.model import robust_accuracy
+
+    return robust_accuracy(model, x, y, attack="autoattack", eps=float(eps), seed=seed).detach()
+
+
 def robust_options(options: dict, attack: dict | None) -> dict:
     """eps/alpha/steps of robust_accuracy: the config's, else the data set's attack budget."""
     attack = attack or {}
     fallback = {"eps": attack.get("eps", 8 / 255), "alpha": attack.get("step", 2 / 255),
-                "steps": attack.get("steps", 10)}
+                "steps": attack.get("steps", 10), "attack": "pgd"}
     merged = {**ROBUST_OPTIONS, **options}
     return {k: fallback[k] if merged[k] is None else merged[k] for k in ROBUST_OPTIONS}
 
@@ -114,8 +124,10 @@ def metric_values(name: str, options: dict, model: nn.Module, x: Tensor, target:
     them, so faithfulness metrics do not explain ``x`` again.
     """
     if name == "robust_accuracy":
-        return keyed_robust_accuracy(model, x, y, seed=spec.seed, index=index, epoch=epoch,
-                                     **robust_options(options, attack))
+        robust = robust_options(options, attack)
+        if robust.pop("attack") == "autoattack":
+            return autoattack_accuracy(model, x, y, robust["eps"], spec.seed)
+        return keyed_robust_accuracy(model, x, y, seed=spec.seed, index=index, epoch=epoch, **robust)
     fn = METRICS.get(name)
     extra = {"seed": spec.seed, "index": index.cpu(), "epoch": epoch, "attributions": attributions}
     extra["chunk_size"] = spec.chunk_size
