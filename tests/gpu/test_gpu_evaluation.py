@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from gpu_helpers import NEEDS_CUDA, TOLERANCE
 from rxlit_configs import compose
 
 from rxlit.callbacks import evaluate_checkpoint
 from rxlit.training.run import train
 
-TOL = TOLERANCE[__import__("torch").float32]
+RTOL = TOLERANCE[torch.float32]["rtol"]
 # Synthetic 3-channel data, 2 epochs of 2 batches.
 RUN = ["data=synthetic", "data.in_chans=3", "data.n_train=64", "data.n_val=32", "data.n_test=32",
        "data.batch_size=32", "trainer.max_epochs=2", "eval_attack.n_examples=16", "eval_attack.steps=2"]
@@ -51,7 +52,7 @@ def evaluate(ckpt: str, out, device: str) -> dict:
 def assert_same_values(got: dict, expected: dict, what: str) -> None:
     assert set(got) == set(expected), what
     for key, summary in expected.items():
-        assert got[key]["mean"] == pytest.approx(summary["mean"], rel=TOL["rtol"], abs=TOL["atol"]), f"{what}: {key}"
+        assert got[key]["mean"] == pytest.approx(summary["mean"], rel=RTOL, abs=1e-12), f"{what}: {key}"
 
 
 @pytest.mark.parametrize("device,precision,channels_last,sizes", CASES)
