@@ -76,3 +76,12 @@ def test_epoch_evaluation_on_the_device_equals_eval_script_on_the_cpu(tmp_path, 
     assert_same_values(on_cpu["summaries"], callback, f"eval.py device=cpu vs the {device} run's callback")
     on_device = evaluate(ckpt, tmp_path / "eval-device", device)
     assert_same_values(on_device["summaries"], on_cpu["summaries"], f"eval.py device={device} vs device=cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_eval_device_cuda_without_a_gpu_names_the_fix():
+    from rxlit.callbacks.checkpoint_eval import pick_device
+
+    with pytest.raises(ValueError, match="pass device=cpu"):
+        pick_device("cuda")
+    assert pick_device("auto") == torch.device("cpu")

@@ -31,7 +31,11 @@ def to_dict(cfg) -> dict:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name} but torch.cuda.is_available() is False here: pass device=cpu "
+                         "(or device=auto, which takes a GPU when there is one)")
+    return device
 
 
 def data_config(cfg: dict, run_config: dict, path: str) -> dict:
