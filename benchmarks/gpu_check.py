@@ -213,20 +213,25 @@ def load_explain_benchmark():
     return module
 
 
-def explain_throughput(device: torch.device, quick: bool) -> tuple[list[str], dict]:
-    from rxlit.models import build_model
-
+def explain_throughput(device: torch.device, quick: bool, model_name: str = "resnet18") -> tuple[list[str], dict]:
     bench = load_explain_benchmark()
     bench.captum_cases = lambda *args, **kwargs: {}  # only ours vs the bound here (Captum: benchmarks/explain.py)
     batch, n, steps, smooth_n, repeats = (2, 8, 3, 4, 1) if quick else (32, 100, 10, 30, 7)
     torch.manual_seed(0)
-    model = build_model("resnet18", num_classes=10, in_chans=3, image_size=32, mean=[0.49, 0.48, 0.45],
-                        std=[0.25, 0.24, 0.26]).to(device).eval()
+    if model_name == "resnet18":
+        from rxlit.models import build_model
+
+        model = build_model("resnet18", num_classes=10, in_chans=3, image_size=32, mean=[0.49, 0.48, 0.45],
+                            std=[0.25, 0.24, 0.26])
+    else:  # benchmarks/explain.py's small models (small_resnet: the model of its CPU table)
+        model = bench.MODELS[model_name]()
+    model = model.to(device).eval()
     x = torch.rand(batch, 3, 32, 32, device=device)
     with torch.no_grad():
         target = model(x).argmax(1)
     cases = [c for c in bench.build_cases(model, x, target, n, steps, smooth_n, 0.03, quick=True) if c.name in DEFAULT_METHODS]
-    lines = [f"ResNet-18 (CIFAR stem), batch {batch} of 3x32x32, {n} samples on 64 patches, IG {steps} steps, "
+    title = "ResNet-18 (CIFAR stem)" if model_name == "resnet18" else f"{model_name} (benchmarks/explain.py)"
+    lines = [f"{title}, batch {batch} of 3x32x32, {n} samples on 64 patches, IG {steps} steps, "
              f"SmoothGrad n = {smooth_n}; {repeats} rounds; ours / bound: median [interquartile range] of the "
              "per-round ratios (benchmarks/explain.py).", "",
              "| method | examples/s | ours / bound | target |", "| --- | --- | --- | --- |"]
@@ -289,6 +294,8 @@ def parse_args(argv):
     parser.add_argument("--budget", type=float, default=420.0,
                         help="seconds; a section that would start after this is skipped (gpu_check.sh stops at 465)")
     parser.add_argument("--test-timeout", type=float, default=240.0, help="seconds for the pytest run")
+    parser.add_argument("--explain-model", default="resnet18", choices=["resnet18", "small_resnet", "tiny_cnn"],
+                        help="model of the explanation throughput (small_resnet: that of benchmarks/explain.py's table)")
     parser.add_argument("--cost-train-size", type=int, default=50_000, help="training images of the cost run")
     parser.add_argument("--cost-epochs", type=int, default=None,
                         help="epochs (= evaluations) per explain setting (default 2; 1 with --quick)")
@@ -314,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = {
         "tests": ("gpu tests", lambda: run_tests(device, report.out, args.test_timeout)),
         "train": ("training throughput", lambda: train_throughput(device, args.quick)),
-        "explain": ("explanation throughput", lambda: explain_throughput(device, args.quick)),
+        "explain": ("explanation throughput", lambda: explain_throughput(device, args.quick, args.explain_model)),
         "cost": ("per-epoch evaluation cost", lambda: evaluation_cost(
             device, args.quick, args.cost_train_size, args.cost_epochs or (1 if args.quick else 2),
             partial=lambda lines, data: report.section("per-epoch evaluation cost", lines, data, final=False))),
