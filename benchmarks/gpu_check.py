@@ -263,7 +263,8 @@ def evaluation_cost(device: torch.device, quick: bool, train_size: int, epochs: 
     schedule = 10  # trainer.max_epochs of configs/trainer: the cost fraction of a 10-epoch run
     lines = [f"{'small_cnn, 64 images of 3x16x16 (quick)' if quick else f'ResNet-18, {train_size} synthetic 3x32x32 training images'}, "
              f"batch {32 if quick else 128}, {trainer}, 32-true; {epochs} epoch(s), each followed by one evaluation "
-             "(python -m rxlit.callbacks.cost); median over epochs.", "",
+             "(python -m rxlit.callbacks.cost); median over epochs"
+             f"{' (of two: their mean, with the first epoch warm-up)' if epochs == 2 else ''}.", "",
              f"| explain | evaluation s | training epoch s | evaluation / epoch | every_n_epochs | cost fraction ({schedule} epochs) |",
              "| --- | --- | --- | --- | --- | --- |"]
     data = {}
