@@ -50,7 +50,11 @@ def to_dict(cfg) -> dict:
 def pick_device(name: str | None) -> torch.device:
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name} but torch.cuda.is_available() is False here: pass device=cpu "
+                         "(or device=auto, which takes a GPU when there is one)")
+    return device
 
 
 @dataclass
