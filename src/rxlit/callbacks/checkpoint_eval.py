@@ -29,6 +29,7 @@ from torch import nn
 
 from rxlit.callbacks.callback import log_media, table_rows
 from rxlit.callbacks.evaluate import EvalResult, evaluate_subset
+from rxlit.callbacks.progress import EvalProgress
 from rxlit.callbacks.saliency import saliency_grid, saliency_maps, save_png
 from rxlit.callbacks.spec import EvalSpec, parse_spec
 from rxlit.callbacks.tables import markdown, nested, rich_tables
@@ -239,7 +240,10 @@ def run_evaluation(source: Source, spec: EvalSpec, cfg: dict) -> dict:
     report_loading(source.info)
     subset_mode = cfg.get("subset") or "stratified"
     subset = eval_examples(source.datamodule, spec.n_examples, spec.split, subset_mode)
-    result = evaluate_subset(source.model, *subset, spec, source.epoch, attack=source.attack)
+    print(f"evaluating {source.label}: {spec.n_tasks()} method x metric tasks on {int(subset[0].shape[0])} "
+          f"{spec.split} examples", flush=True)
+    with EvalProgress(spec.n_tasks(), "eval", enabled=spec.progress) as progress:
+        result = evaluate_subset(source.model, *subset, spec, source.epoch, attack=source.attack, progress=progress)
     payload = {**source.info, "epoch": source.epoch, "split": spec.split, "subset": subset_mode,
                "seed": spec.seed, "n_examples": int(subset[0].shape[0]), "time_s": result.time_s,
                "scalars": result.scalars(), "metrics": nested(result.summaries), "summaries": result.summaries}
@@ -255,6 +259,7 @@ def run_evaluation(source: Source, spec: EvalSpec, cfg: dict) -> dict:
     if grid is not None:
         save_png(grid, out / "saliency.png")
     log_result(cfg, result, grid, source.label, out, source.info)
+    print(f"results: {out.resolve()} (metrics.json, metrics.md, saliency.png)")
     return payload
 
 
