@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from rxlit.callbacks.spec import ROBUST_OPTIONS, EvalSpec
-from rxlit.explain.core import METHODS, eval_mode, explain
+from rxlit.explain.core import METHODS, declare, eval_mode, explain, method_info
 from rxlit.explain.features import feature_groups
 from rxlit.metrics import METRICS, PerExampleMetric, bound_ratio, compute_metric, theorem41_bound
 from rxlit.metrics.bounds import BOUND_ARGUMENTS
@@ -62,7 +62,8 @@ def bound_method(name: str, options: dict) -> str | Callable:
     """The method a metric explains with: its name, or, with options, a function binding them.
 
     Options are bound rather than passed through the metric because metric and method options
-    share names (``n_samples`` of local_lipschitz vs that of LIME).
+    share names (``n_samples`` of local_lipschitz vs that of LIME). The function carries the
+    method's declared :class:`~rxlit.explain.MethodInfo` (stochastic, units).
     """
     if not options:
         return name
@@ -74,7 +75,7 @@ def bound_method(name: str, options: dict) -> str | Callable:
         return fn(model, x, target, output=output, chunk_size=chunk_size, **extra, **options)
 
     method.__name__ = name
-    return method
+    return declare(method, method_info(name, options))
 
 
 def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int,

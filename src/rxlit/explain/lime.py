@@ -71,7 +71,7 @@ def lime_solve(coalitions: Tensor, scores: Tensor, weights: Tensor, alpha: float
     return least_squares(coalitions, scores, weights, alpha=alpha, intercept=True)[0]
 
 
-@register_method("lime")
+@register_method("lime", stochastic=True, units="attribution")
 def lime(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: int = 100, features: str | Tensor = "grid",
          n_features: int = 64, feature_options: dict | None = None, alpha: float = 1.0,
          kernel_width: float = 1.0, distance: str = "cosine", baseline: float | Tensor = 0.0,

@@ -35,7 +35,7 @@ def occlusion_windows(height: int, width: int, patch: int, stride: int, device=N
     return (row_in[:, None, :, None] & col_in[None, :, None, :]).flatten(0, 1).flatten(1)
 
 
-@register_method("occlusion")
+@register_method("occlusion", units="attribution")
 def occlusion(model: nn.Module, x: Tensor, target: Tensor, *, patch: int = 4, stride: int = 2,
               baseline: float | Tensor = 0.0, output: str = "logit", chunk_size: int | None = None) -> Tensor:
     """Occlusion with ``patch x patch`` windows moved by ``stride`` and set to ``baseline`` (0)."""

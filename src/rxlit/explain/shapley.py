@@ -65,7 +65,7 @@ def shap_coalitions(generator: rng.Generator, groups: Groups, n: int, device=Non
     return torch.cat([ends, sampled], dim=1).to(torch.float64)
 
 
-@register_method("kernel_shap")
+@register_method("kernel_shap", stochastic=True, units="attribution")
 def kernel_shap(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: int = 100,
                 features: str | Tensor = "grid", n_features: int = 64, feature_options: dict | None = None,
                 baseline: float | Tensor = 0.0, generator: rng.Generator = None, output: str = "logit",

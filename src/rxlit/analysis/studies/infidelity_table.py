@@ -12,13 +12,15 @@ from __future__ import annotations
 from rxlit import rng
 from rxlit.analysis.studies.common import cell, fmt, mean, saliency_rows
 from rxlit.analysis.study import register_study
-from rxlit.explain import explain
+from rxlit.explain import MethodInfo, declare, explain, method_info
 from rxlit.metrics import infidelity, max_sensitivity
 from rxlit.rng import ExampleRNG
 
 
 def smoothed_explanation(base: str, sigma: float, n: int, base_options: dict | None = None):
-    """Yeh et al.'s smoothing of an explanation: the mean of ``base`` at ``n`` Gaussian neighbours."""
+    """Yeh et al.'s smoothing of an explanation, ``g^k(x) = (1/n) sum_j phi(x + z_j)``,
+    ``z_j ~ N(0, sigma^2 I)``: declared stochastic, so the sensitivity metrics evaluate it with the
+    same ``z_j`` at x and at its neighbours (the smoothed explanation, not its Monte Carlo error)."""
     base_options = dict(base_options or {})
 
     def method(model, x, target, generator=None):
@@ -29,7 +31,7 @@ def smoothed_explanation(base: str, sigma: float, n: int, base_options: dict | N
         return phi.view(B, n, *x.shape[1:]).mean(1)
 
     method.__name__ = f"{base}_sg"
-    return method
+    return declare(method, MethodInfo(stochastic=True, units=method_info(base).units))
 
 
 def build_methods(s: dict) -> dict:
