@@ -10,60 +10,50 @@ model's Lipschitz constant ``L`` and smoothness ``H`` at each example.
 
 from __future__ import annotations
 
-import math
-
-from rxlit.analysis.stats import spearman
 from rxlit.analysis.studies.common import cell, fmt, keyed_explain, mean, saliency_rows
 from rxlit.analysis.study import register_study
 from rxlit.metrics import (
+    bound_ratios,
     clean_accuracy,
     local_lipschitz,
     model_local_lipschitz,
     model_smoothness,
     robust_accuracy,
     tan_faithfulness,
-    theorem41_bound,
 )
+from rxlit.stats import spearman
 
-BOUNDED = ("grad", "grad_x_input", "integrated_gradients", "smoothgrad", "kernel_shap", "lime")
 
-
-def bound(method: str, options: dict, L, H, beta, n_inputs: int):
-    """Theorem 4.1 bound per example; ``d`` is the number of LIME/SHAP features, ``lam`` LIME's ridge.
-
-    LIME and KernelSHAP weights are broadcast to every pixel of their (equal-sized) feature, which
-    multiplies the pixel-space norm of a difference by ``sqrt(n_inputs / d)``; the theorem bounds
-    the d-dimensional explanation, so its bound is scaled by the same factor.
-    """
-    if method not in BOUNDED:
-        return None
-    d = int(options.get("n_features", 64))
-    b = theorem41_bound(method, L=L, H=H, beta=beta, sigma=options.get("sigma", 0.03), d=d,
-                        lam=options.get("alpha", 1.0))
-    return b * math.sqrt(n_inputs / d) if method in ("lime", "kernel_shap") else b
+def lipschitz_values(model, x, y, index, s: dict, seed: int, epoch: int = 0) -> dict:
+    """Per example: the model's local L and H, every method's explanation local Lipschitz (common
+    draws) and its Theorem 4.1 bound ratio (:func:`rxlit.metrics.bound_ratios`, the function the
+    evaluation callback and ``scripts/eval.py`` use, so the same model, examples and keys give the
+    same ratios)."""
+    keyed = {"seed": seed, "index": index, "epoch": epoch}
+    methods = {m: dict(o or {}) for m, o in s["methods"].items()}
+    L = model_local_lipschitz(model, x, y, **s["model_metric"], **keyed)
+    H = model_smoothness(model, x, y, **s["model_metric"], **keyed)
+    lips = {m: local_lipschitz(model, x, y, m, **s["lipschitz"], method_options=o, **keyed) for m, o in methods.items()}
+    return {"L": L, "H": H, "lipschitz": lips, "bound_ratio": bound_ratios(lips, methods, x, L, H)}
 
 
 def evaluate_model(ctx, key: str) -> dict:
     s = ctx.study
     model = ctx.model(key)
-    x, y, _ = ctx.subset()
-    keyed = ctx.keyed()
-    L = model_local_lipschitz(model, x, y, **s["model_metric"], **keyed)
-    H = model_smoothness(model, x, y, **s["model_metric"], **keyed)
+    x, y, index = ctx.subset()
+    values = lipschitz_values(model, x, y, index, s, ctx.seed)
     attack = ctx.cfg.data.attack
-    entry = {"L": L, "H": H, "clean_acc": clean_accuracy(model, x, y),
+    entry = {"L": values["L"], "H": values["H"], "clean_acc": clean_accuracy(model, x, y),
              "robust_acc": robust_accuracy(model, x, y, eps=float(attack.eps), alpha=float(attack.step),
                                            steps=int(s.get("attack_steps", 10)), seed=ctx.seed),
              "methods": {}, "phis": []}
-    beta = x.flatten(1).norm(dim=1)
     for method, options in s["methods"].items():
         options = options or {}
-        lip = local_lipschitz(model, x, y, method, **s["lipschitz"], method_options=options, **keyed)
+        lip = values["lipschitz"][method]
         phi = keyed_explain(ctx, model, method, options)
-        faith = tan_faithfulness(model, x, y, attributions=phi, **s["faithfulness"])
-        b = bound(method, options, L, H, beta, x[0].numel())
+        faith = tan_faithfulness(model, x, y, attributions=phi, method=method, **s["faithfulness"])
         entry["methods"][method] = {"lipschitz": lip, "faithfulness": faith,
-                                    "bound_ratio": None if b is None else lip / b}
+                                    "bound_ratio": values["bound_ratio"].get(method)}
         entry["phis"].append(phi)
         print(f"[free_lunch] {key} {method}: lipschitz {mean(lip):.4g} faithfulness {mean(faith):.4g}", flush=True)
     return entry
@@ -90,7 +80,7 @@ def bound_table(per_model: dict, methods) -> dict:
     keys = list(per_model)
     rows = []
     for m in methods:
-        if m not in BOUNDED:
+        if per_model[keys[0]]["methods"][m]["bound_ratio"] is None:
             continue
         row = [m]
         for k in keys:
@@ -143,7 +133,7 @@ def claims(ctx, per_model: dict, methods, rho: dict) -> list[dict]:
                "factor, one swapped pair changes rho a lot, and the local estimate (max over few neighbours) is noisy",
     })
     fractions = {m: min(float((per_model[k]["methods"][m]["bound_ratio"] <= 1 + 1e-6).double().mean()) for k in per_model)
-                 for m in methods if m in BOUNDED}
+                 for m in methods if per_model[standard]["methods"][m]["bound_ratio"] is not None}
     holds = all(f >= 0.95 for f in fractions.values())
     out.append({
         "claim": "Theorem 4.1: the explanation Lipschitz is below its bound from the model's L and H",

@@ -14,9 +14,9 @@ import math
 
 import torch
 
-from rxlit.analysis.stats import loglog_slope
 from rxlit.analysis.studies.common import cell, fmt, keyed_explain, mean, saliency_rows
 from rxlit.analysis.study import register_study
+from rxlit.stats import loglog_slope
 
 PAIRS = (("SG_n vs CLIME_n", "sg", "clime"), ("SG_n vs SG_ref", "sg", "sg_ref"),
          ("CLIME_n vs CLIME_ref", "clime", "clime_ref"))

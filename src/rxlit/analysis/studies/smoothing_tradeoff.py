@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 
-from rxlit.analysis.stats import argmax_point, spearman
 from rxlit.analysis.studies.common import cell, fmt, keyed_explain, mean, saliency_rows
 from rxlit.analysis.study import register_study
 from rxlit.explain.noise import tan_tian_samples as sample_count
 from rxlit.metrics import local_lipschitz, tan_faithfulness
+from rxlit.stats import argmax_point, spearman
 
 SIMILARITIES = ("inverse_l2", "pearson", "spearman")
 
