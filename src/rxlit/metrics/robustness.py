@@ -87,6 +87,14 @@ def method_streams(generator: Generator, batch: int, n_samples: int, method, opt
     return noise, phi_noise, common
 
 
+def method_generator(seed: int, index, epoch: int = 0) -> ExampleRNG:
+    """The generator the robustness metrics hand a method at x when keyed by ``(seed, index,
+    epoch)``: its draws are those every neighbour replays under common draws (used to certify the
+    estimator with those draws, :mod:`rxlit.metrics.certified`)."""
+    index = torch.as_tensor(index).reshape(-1)
+    return method_streams(ExampleRNG(seed, index, epoch), index.numel(), 1, "grad", {}, "independent")[1]
+
+
 def neighbour_distances(model: nn.Module, x: Tensor, target: Tensor, method, n_samples: int,
                         sample: Callable, generator: Generator, chunk_size: int | None, options: dict,
                         score: Callable[[Tensor, Tensor], Tensor] | None = None,
