@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from rxlit.callbacks.spec import ROBUST_OPTIONS, EvalSpec
-from rxlit.explain.core import METHODS, declare, eval_mode, explain, method_info
+from rxlit.explain.core import METHODS, bound_info, declare, eval_mode, explain
 from rxlit.metrics import METRICS, PerExampleMetric, bound_ratios, compute_metric
 from rxlit.rng import ExampleRNG
 
@@ -72,7 +72,7 @@ def bound_method(name: str, options: dict) -> str | Callable:
         return fn(model, x, target, output=output, chunk_size=chunk_size, **extra, **options)
 
     method.__name__ = name
-    return declare(method, method_info(name, options))
+    return declare(method, bound_info(name, options))
 
 
 def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int,

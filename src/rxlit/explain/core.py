@@ -42,17 +42,22 @@ class MethodInfo:
     ``stochastic``: it draws random numbers, so robustness metrics give it the same draws at x and
     at every neighbour (common random numbers). ``units``: ``"slope"`` or ``"attribution"`` (see
     :data:`UNITS`); ``"base"`` means those of the method named by its ``base`` option; ``None``
-    (an undeclared callable) means unknown.
+    (an undeclared callable) means unknown. ``broadcast``: for an attribution whose value is the
+    output difference of a whole feature copied to each of its elements (LIME, KernelSHAP,
+    occlusion), ``broadcast(x, options)`` gives every element's feature size (shape of x), so a
+    value per element is ``value / size``; None: every element carries its own share (GI, IG).
     """
 
     stochastic: bool = False
     units: str | None = "slope"
+    broadcast: Callable[[Tensor, dict], Tensor] | None = None
 
 
-def register_method(name: str, *, stochastic: bool = False, units: str = "slope"):
+def register_method(name: str, *, stochastic: bool = False, units: str = "slope",
+                    broadcast: Callable[[Tensor, dict], Tensor] | None = None):
     """Register ``fn(model, x, target, *, generator=None, output="logit", chunk_size=None, **opts)``
-    with its :class:`MethodInfo` (``stochastic``, ``units``)."""
-    info = MethodInfo(stochastic, units)
+    with its :class:`MethodInfo` (``stochastic``, ``units``, ``broadcast``)."""
+    info = MethodInfo(stochastic, units, broadcast)
     check_units(units, allow_base=True)
 
     def decorator(fn: Callable) -> Callable:
@@ -74,6 +79,15 @@ def declare(fn: Callable, info: MethodInfo) -> Callable:
     return fn
 
 
+def bound_info(method: str | Callable, options: dict | None) -> MethodInfo:
+    """:func:`method_info` with ``broadcast`` bound to ``options`` (for a wrapper that binds them)."""
+    info = method_info(method, options)
+    if info.broadcast is None:
+        return info
+    resolved = {**method_options(get_method(method)), **(options or {})}
+    return MethodInfo(info.stochastic, info.units, lambda x, _: info.broadcast(x, resolved))
+
+
 def method_info(method: str | Callable, options: dict | None = None) -> MethodInfo:
     """The declared :class:`MethodInfo` of a method, with ``units="base"`` resolved from ``options``.
 
@@ -89,7 +103,10 @@ def method_info(method: str | Callable, options: dict | None = None) -> MethodIn
     if info.units == "base":
         options = options or {}
         base = options.get("base", method_options(fn).get("base"))
-        return MethodInfo(info.stochastic, method_info(base, options.get("base_options")).units)
+        base_options = {**method_options(get_method(base)), **(options.get("base_options") or {})}
+        found = method_info(base, base_options)
+        spread = None if found.broadcast is None else lambda x, _: found.broadcast(x, base_options)
+        return MethodInfo(info.stochastic, found.units, spread)
     return info
 
 

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from rxlit import rng
 from rxlit.explain.core import register_method
-from rxlit.explain.features import Groups, feature_groups
+from rxlit.explain.features import Groups, feature_groups, feature_sizes
 from rxlit.explain.gradients import as_baseline
 from rxlit.explain.noise import group_uniform
 from rxlit.explain.perturbation import coalition_scores
@@ -80,7 +80,7 @@ def lime_solve(coalitions: Tensor, scores: Tensor, weights: Tensor, alpha: float
     return least_squares(coalitions, scores, weights, alpha=alpha, intercept=True)[0]
 
 
-@register_method("lime", stochastic=True, units="attribution")
+@register_method("lime", stochastic=True, units="attribution", broadcast=feature_sizes)
 def lime(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: int = 100, features: str | Tensor = "grid",
          n_features: int = 64, feature_options: dict | None = None, alpha: float = 1.0,
          kernel_width: float = 1.0, distance: str = "cosine", kernel: str = "exponential",

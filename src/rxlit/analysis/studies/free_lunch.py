@@ -51,7 +51,8 @@ def evaluate_model(ctx, key: str) -> dict:
         options = options or {}
         lip = values["lipschitz"][method]
         phi = keyed_explain(ctx, model, method, options)
-        faith = tan_faithfulness(model, x, y, attributions=phi, method=method, **s["faithfulness"])
+        faith = tan_faithfulness(model, x, y, attributions=phi, method=method, method_options=options,
+                                 **s["faithfulness"])
         entry["methods"][method] = {"lipschitz": lip, "faithfulness": faith,
                                     "bound_ratio": values["bound_ratio"].get(method)}
         entry["phis"].append(phi)
