@@ -181,7 +181,15 @@ def plot_saliency(grid: np.ndarray, col_labels: list[str], title: str, path: Pat
 VERDICT_LABELS = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**", "inconclusive": "inconclusive"}
 
 
+def verdict_of(claim: dict) -> str:
+    """A claim's verdict (results written before verdicts had ``reproduced``: True/False/None)."""
+    if "verdict" in claim:
+        return claim["verdict"]
+    return {True: "reproduced", False: "not reproduced"}.get(claim.get("reproduced"), "inconclusive")
+
+
 def claims_section(claims: list[dict]) -> str:
+    claims = [{**c, "verdict": verdict_of(c)} for c in claims]
     counts = {v: sum(1 for c in claims if c["verdict"] == v) for v in VERDICT_LABELS}
     lines = ["## Claims", "",
              f"{counts['reproduced']} of {len(claims)} claims reproduced, {counts['not reproduced']} not reproduced, "
@@ -271,7 +279,7 @@ def log_wandb(results: dict, out: Path, plots: list[str], run_dir: Path) -> None
     run.log({p.removesuffix(".png"): wandb.Image(str(out / p)) for p in plots})
     claims = results.get("claims", [])
     for verdict in VERDICT_LABELS:
-        run.summary[f"claims_{verdict.replace(' ', '_')}"] = sum(1 for c in claims if c["verdict"] == verdict)
+        run.summary[f"claims_{verdict.replace(' ', '_')}"] = sum(1 for c in claims if verdict_of(c) == verdict)
     run.summary["claims_total"] = len(claims)
     run.finish()
 
