@@ -150,3 +150,33 @@ def test_eval_refuses_bad_explain_config(trained, tmp_path):
     with pytest.raises(ValueError, match="explain=none evaluates nothing"):
         evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "o", "explain=none", tiny=False))
     assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_callback_eval_and_study_give_the_same_bound_ratios(trained, tmp_path):
+    from rxlit_configs import compose
+
+    from rxlit.analysis.studies.free_lunch import lipschitz_values
+    from rxlit.callbacks.checkpoint_eval import build_data, eval_spec, to_dict
+    from rxlit.training.checkpoint import load_model, read_checkpoint
+
+    report, root = trained
+    ckpt = f"{report['checkpoint_dir']}/last.ckpt"
+    callback = json.loads((root / "out" / "xai" / "val_epoch000.json").read_text())["metrics"]
+    evaluated = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "e", "split=val"))["summaries"]
+    # the study's evaluation of the same model, examples and keys, with the callback's settings
+    cfg = to_dict(compose("eval", [f"ckpt_path={ckpt}", "split=val", f"output_dir={tmp_path}", *TINY_EXPLAIN]))
+    hparams = read_checkpoint(ckpt)["hyper_parameters"]
+    spec = eval_spec(cfg, int(hparams["seed"]))
+    datamodule, _ = build_data(cfg, hparams, ckpt)
+    x, y, index = datamodule.eval_subset(spec.n_examples, split="val")
+    model, _ = load_model(ckpt)
+    settings = {"methods": spec.methods, "lipschitz": spec.metrics["local_lipschitz"],
+                "model_metric": spec.metrics["model_local_lipschitz"]}
+    study = lipschitz_values(model, x, y, index, settings, seed=spec.seed, epoch=0)["bound_ratio"]
+    assert set(study) == {"smoothgrad", "lime"}
+    for method, ratio in study.items():
+        key = f"xai/bound_ratio/{method}"
+        assert callback[key]["mean"] == pytest.approx(float(ratio.mean()), rel=1e-5), method
+        assert evaluated[key]["mean"] == pytest.approx(float(ratio.mean()), rel=1e-5), method
+        assert callback[key]["n"] == evaluated[key]["n"] == 8
