@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from rxlit.analysis.compare import wilson
-from rxlit.analysis.stats import spearman
 from rxlit.analysis.wandb_offline import find_offline_runs, read_offline_run
+from rxlit.stats import spearman
 
 REPO = Path(__file__).resolve().parents[2]
 EXPLAIN = ["explain=default", "explain.n_examples=8", "explain.n_saliency_examples=0", "explain.progress=false",

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rxlit.stats import proportion_interval
+
 ACCURACY = ("model/clean_accuracy", "model/robust_accuracy")
 MODEL_COLUMNS = [("accuracy", "model/clean_accuracy"), ("robust accuracy", "model/robust_accuracy"),
                  ("model Lipschitz L", "model/model_local_lipschitz"), ("model smoothness H", "model/model_smoothness")]
@@ -108,14 +110,11 @@ def load_entries(folders) -> list[Entry]:
 
 
 # ------------------------------------------------------------------------------------ numbers
-def wilson(p: float, n: int | None, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``p`` over ``n`` trials (NaNs when ``n`` is unknown)."""
+def wilson(p: float, n: int | None) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion ``p`` over ``n`` trials (NaNs when ``n`` is unknown)."""
     if not n or p is None or math.isnan(p):
         return math.nan, math.nan
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return proportion_interval(round(p * n), int(n), method="wilson")
 
 
 def cell(summaries: dict, key: str) -> dict | None:
