@@ -91,7 +91,7 @@ def progress_bar(cfg: dict) -> str:
     name = cfg["callbacks"].get("progress_bar", "rich")
     if name not in PROGRESS_BARS:
         raise ValueError(f"callbacks.progress_bar={name!r} is not one of {', '.join(PROGRESS_BARS)}")
-    return name
+    return "none" if cfg["trainer"].get("enable_progress_bar") is False else name
 
 
 def user_callbacks(specs: list) -> list[Callback]:
