@@ -56,3 +56,13 @@ def unique_run_dir(root: str | Path, run_name: str, resuming: bool) -> Path:
     while any((Path(root) / f"{run_name}-{n}").glob("*.ckpt")):
         n += 1
     return Path(root) / f"{run_name}-{n}"
+
+
+def checkpoint_monitor(monitor: str, adv_name: str, eval_examples: int) -> str:
+    """``callbacks.checkpoint.monitor``: ``auto`` selects best.ckpt by robust validation accuracy
+    (``val/adv_acc``) when the model is trained adversarially, as robust overfitting (Rice et al.
+    2020) makes the last or cleanest epoch a poor choice, and by ``val/acc`` for standard training
+    (or when the evaluation attack is off). Any logged key can be named instead."""
+    if monitor != "auto":
+        return monitor
+    return "val/adv_acc" if adv_name != "none" and eval_examples > 0 else "val/acc"
