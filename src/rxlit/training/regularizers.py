@@ -236,31 +236,36 @@ class Spectral(Regularizer):
     """Spectral normalisation (Miyato et al. 2018) of every conv and linear weight.
 
     Linear layers: torch's ``spectral_norm`` (power iteration on the weight matrix, which is the
-    layer's operator norm). Conv layers: the operator norm of the convolution itself on its input
-    shape (``ConvOperatorNorm``); normalising the reshaped (out, in*k*k) kernel instead would
-    under-estimate it (measured on the digits small_cnn: 1.00 reshaped vs 4.32 and 2.52 operator
-    norm). BatchNorm layers are left as they are, so each conv / linear map has norm 1 but the
-    network's Lipschitz constant is only reduced, not bounded by 1, when it has BatchNorm.
+    layer's operator norm). Conv layers, ``conv_norm="operator"`` (default): the operator norm of
+    the convolution itself on its input shape (``ConvOperatorNorm``), so every conv and linear map
+    has norm 1. ``conv_norm="reshaped"``: Miyato et al.'s heuristic, the norm of the kernel
+    reshaped to an (out, in*k*k) matrix, which is not the operator norm: measured on the digits
+    small_cnn, the two convs' operator norms are 3.09x and 1.39x their reshaped norms at
+    initialisation. BatchNorm layers are left as they are, so with BatchNorm the network's
+    Lipschitz constant is reduced, not bounded by 1.
     """
 
     name = "spectral"
 
-    def __init__(self, n_power_iterations: int = 1):
+    def __init__(self, n_power_iterations: int = 1, conv_norm: str = "operator"):
         self.n_power_iterations = int(n_power_iterations)
+        self.conv_norm = conv_norm
 
     def transform_model(self, model, input_shape=None):
         convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-        if convs and input_shape is None:
+        for module in model.modules():
+            if isinstance(module, nn.Linear) or (self.conv_norm == "reshaped" and isinstance(module, nn.Conv2d)):
+                spectral_norm(module, n_power_iterations=self.n_power_iterations)
+        if self.conv_norm == "reshaped" or not convs:
+            return model
+        if input_shape is None:
             raise ValueError("reg=spectral needs the input shape (C, H, W) to normalise conv layers by their "
                              "operator norm: pass input_shape to transform_model")
-        shapes = conv_input_shapes(model, input_shape) if convs else {}
-        for module in model.modules():
-            if isinstance(module, nn.Linear):
-                spectral_norm(module, n_power_iterations=self.n_power_iterations)
+        shapes = conv_input_shapes(model, input_shape)
         for conv in convs:
             if conv not in shapes:
-                raise ValueError(f"reg=spectral: a conv layer ({conv}) is not used in the forward pass; "
-                                 "its operator norm cannot be computed without its input shape")
+                raise ValueError(f"reg=spectral: a conv layer ({conv}) is not used in the forward pass; its "
+                                 "operator norm needs its input shape (reg.conv_norm=reshaped does not)")
             parametrize.register_parametrization(
                 conv, "weight", ConvOperatorNorm(conv, shapes[conv], self.n_power_iterations))
         return model
@@ -279,7 +284,7 @@ def gradnorm(weight: float = 0.1) -> Regularizer:
 
 
 @REGULARIZERS.register("curvature")
-def curvature(weight: float = 0.1, h: float = 0.01, direction: str = "gradient") -> Regularizer:
+def curvature(weight: float = 0.01, h: float = 0.01, direction: str = "gradient") -> Regularizer:
     if weight < 0 or h <= 0:
         raise ValueError(f"reg.weight must be >= 0 and reg.h > 0 (got {weight}, {h})")
     if direction not in ("gradient", "sign"):
@@ -289,10 +294,13 @@ def curvature(weight: float = 0.1, h: float = 0.01, direction: str = "gradient")
 
 
 @REGULARIZERS.register("spectral")
-def spectral(n_power_iterations: int = 1) -> Regularizer:
+def spectral(n_power_iterations: int = 1, conv_norm: str = "operator") -> Regularizer:
     if n_power_iterations < 1:
         raise ValueError("reg.n_power_iterations must be >= 1")
-    return Spectral(n_power_iterations)
+    if conv_norm not in ("operator", "reshaped"):
+        raise ValueError(f"reg.conv_norm must be 'operator' (the conv's true operator norm) or 'reshaped' "
+                         f"(Miyato et al.'s kernel-matrix heuristic), got {conv_norm!r}")
+    return Spectral(n_power_iterations, conv_norm)
 
 
 def build_regularizer(name: str, **kwargs) -> Regularizer:
