@@ -7,6 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from rxlit.models import BACKBONES, backbone_options, build_model, min_image_size
+from rxlit.models.factory import RUN_KEYS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "model"
 ALL_BACKBONES = BACKBONES.names()
@@ -82,6 +83,8 @@ def test_config_keys_match_backbone_options(name):
     assert cfg.pop("checkpoint_path") is None
     for key in ("num_classes", "in_chans", "image_size", "mean", "std"):
         assert key not in cfg
+    for key in RUN_KEYS:  # the training recipe and run-name label are not backbone options
+        cfg.pop(key, None)
     defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in backbone_options(name).items()}
     assert cfg == defaults
 

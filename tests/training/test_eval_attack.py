@@ -4,10 +4,10 @@ refused when it cannot reach the edge of the ball."""
 import math
 
 import pytest
+from rxlit_configs import compose
 
 from rxlit.training.attacks import STEP_FACTOR, eval_attack_spec
-from rxlit.training.distributed import sync_batchnorm
-from rxlit_configs import compose
+from rxlit.training.batchnorm import sync_batchnorm
 
 DATASETS = ["digits", "synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "imagefolder"]
 

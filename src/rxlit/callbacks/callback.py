@@ -13,6 +13,7 @@ from rxlit.callbacks.evaluate import EvalResult, evaluate_subset
 from rxlit.callbacks.progress import EvalProgress
 from rxlit.callbacks.saliency import pick_maps, saliency_grid, saliency_maps, save_png
 from rxlit.callbacks.spec import EvalSpec
+from rxlit.distributed import collective_section
 
 TABLE_COLUMNS = ["epoch", "split", "method", "metric", "mean", "ci_low", "ci_high", "n"]
 
@@ -70,7 +71,10 @@ class ExplanationEvaluation(Callback):
         self.train_time += epoch_time
         if not self.should_run(trainer):
             return
-        self.run(trainer, pl_module, trainer.current_epoch, epoch_time=epoch_time)
+        # every rank runs the evaluation's gathers with no metric reduction pending around them, so a
+        # rank-0-only hook (the progress bar) cannot put rank 0 in a different collective
+        with collective_section(trainer, f"the explanation evaluation of epoch {trainer.current_epoch}"):
+            self.run(trainer, pl_module, trainer.current_epoch, epoch_time=epoch_time)
 
     def should_run(self, trainer: Trainer) -> bool:
         """Every ``every_n_epochs`` epochs, and on the last epoch of fit (max_epochs, max_steps or a

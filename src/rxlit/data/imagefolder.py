@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Sequence
 
+from PIL import Image
 from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
@@ -18,6 +19,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Luma-weighted ImageNet statistics for single-channel inputs (timm's choice for in_chans=1).
 IMAGENET_GRAY_MEAN = (0.449,)
 IMAGENET_GRAY_STD = (0.226,)
+MAX_UPSAMPLE = 4  # data.image_size may be at most this many times the files' size
 IMAGEFOLDER_ATTACK = {"eps": 4 / 255, "step": 1 / 255, "steps": 7, "eps_l2": 3.0, "step_l2": 0.5}
 LAYOUT = "<root>/train/<class>/<image>, optional <root>/val/<class>/... and <root>/test/<class>/..."
 
@@ -50,7 +52,7 @@ class ImageFolderDataModule(RxDataModule):
     def __init__(
         self,
         root: str = "data",
-        image_size: int = 224,
+        image_size: int | None = None,
         in_chans: int = 3,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
@@ -71,12 +73,11 @@ class ImageFolderDataModule(RxDataModule):
             root, batch_size, eval_batch_size, num_workers, seed, val_fraction, augment, download, pin_memory,
             limit_train, limit_val, limit_test,
         )  # fmt: skip
-        check_positive_int("image_size", image_size)
+        check_positive_int("image_size", image_size, allow_none=True)
         if in_chans not in (1, 3):
             raise ValueError(f"data.in_chans must be 1 (grayscale) or 3 (RGB), got {in_chans!r}")
         if not 0.0 < crop_pct <= 1.0:
             raise ValueError(f"data.crop_pct must be in (0, 1], got {crop_pct!r}")
-        self.image_size = int(image_size)
         self.in_chans = int(in_chans)
         self.crop_pct = float(crop_pct)
         self.mean = self._stats("mean", mean, IMAGENET_MEAN if in_chans == 3 else IMAGENET_GRAY_MEAN)
@@ -89,6 +90,24 @@ class ImageFolderDataModule(RxDataModule):
                 f"imagefolder: no class sub-folders in '{self._folder('train')}'; expected {LAYOUT}"
             )
         self.num_classes = len(self.class_names)
+        self.image_size = self._image_size(image_size)
+
+    def _image_size(self, requested: int | None) -> int:
+        """The files' own size (the short side of the first training image) unless given; an explicit
+        size more than MAX_UPSAMPLE times the files' is refused (it only blows up the model)."""
+        samples = self._samples(self._folder("train", required=True))
+        if not samples:
+            raise FileNotFoundError(f"imagefolder: no images under '{self._folder('train')}'; expected {LAYOUT}")
+        with Image.open(samples[0][0]) as image:
+            native = min(image.size)
+        if requested is None:
+            return int(native)
+        if requested > MAX_UPSAMPLE * native:
+            raise ValueError(
+                f"data.image_size={requested} would upsample the {native}x{native} images of '{self.root}' "
+                f"{requested / native:.0f}x (more than {MAX_UPSAMPLE}x): the model grows and nothing is gained. "
+                f"Fix: data.image_size=null (the files' size, {native}) or a size up to {MAX_UPSAMPLE * native}")
+        return int(requested)
 
     def _stats(self, key: str, value, default: tuple[float, ...]) -> tuple[float, ...]:
         stats = tuple(float(v) for v in (default if value is None else value))

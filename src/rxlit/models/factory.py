@@ -35,6 +35,11 @@ def _as_pair(image_size) -> tuple[int, int]:
     return pair
 
 
+# Model-config keys that describe the run, not the network: the training recipe (optimiser defaults,
+# docs/models.md) and the label used in run names.
+RUN_KEYS = ("recipe", "label")
+
+
 def backbone_options(name: str) -> dict[str, object]:
     """The config keys backbone ``name`` accepts, with their defaults."""
     params = inspect.signature(BACKBONES.get(name)).parameters.values()
@@ -129,6 +134,7 @@ def build_model(
     """
     factory = _get_backbone(name)
     _check_pretrained(name, pretrained)
+    options = {k: v for k, v in options.items() if k not in RUN_KEYS}
     _check_options(name, options)
     size = _as_pair(image_size)
     _check_size(name, size, options)

@@ -8,17 +8,15 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from rxlit.distributed import collective_section
 from rxlit.models import build_model
 from rxlit.training.attacks import autoattack, eval_attack_spec, pgd
+from rxlit.training.divergence import DivergenceGuard, NonFiniteLossError, divergence_message
 from rxlit.training.objectives import build_objective
 from rxlit.training.optim import build_optimizer, build_scheduler, parameter_groups
 from rxlit.training.regularizers import build_regularizer, eval_mode, mode_dependent
 
 MODEL_DATA_KEYS = ("num_classes", "in_chans", "image_size", "mean", "std")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised when the training loss is NaN or inf; the last good checkpoint is kept."""
 
 
 def build_network(model: dict, data_info: dict, reg: dict) -> torch.nn.Module:
@@ -58,6 +56,7 @@ class RxLitModule(L.LightningModule):
         # training forward. Otherwise it runs its own eval-mode forward (regularizers.py says why).
         self._penalty_reuses_forward = not mode_dependent(self.model)
         self._eval_attack = None
+        self.divergence = DivergenceGuard(data_info["num_classes"], **dict((run_config or {}).get("divergence") or {}))
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
@@ -106,21 +105,27 @@ class RxLitModule(L.LightningModule):
                              "(inputs must be finite and in [0, 1])")
 
     def _check_finite_loss(self, loss: Tensor, penalty: Tensor) -> None:
-        finite = bool(torch.isfinite(loss))
+        """Stop on a NaN/inf or exploding loss (:mod:`rxlit.training.divergence`), agreed by every rank."""
+        reason = self.divergence.update(float(loss.detach()))
         trainer = self._trainer  # None when the step runs outside a Trainer (benchmarks, notebooks)
+        healthy = reason is None
         if trainer is not None and trainer.world_size > 1:
-            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
-        if finite:
+            with collective_section(trainer, f"the divergence check of step {self.global_step}"):
+                healthy = trainer.strategy.reduce_boolean_decision(healthy, all=True)
+        if healthy:
             return
-        culprit = ""
+        message = divergence_message(reason or "diverged on another rank", self.current_epoch, self.global_step,
+                                     dict(self.hparams.optim))
         if not torch.isfinite(penalty):
-            culprit = (f"the reg={self.regularizer.name} penalty is {float(penalty)} (lower reg.weight, or reg.h for "
-                       "curvature); ")
-        raise NonFiniteLossError(culprit +
-            f"the training loss became NaN/inf at epoch {self.current_epoch}, step {self.global_step}; "
-            "training stopped before the bad update, so the last checkpoint (last.ckpt) is the last good "
-            "state. Lower optim.lr, set trainer.gradient_clip_val=1.0, or check the data, then resume "
-            "with ckpt_path=<checkpoint dir>/last.ckpt.")
+            message = (f"the reg={self.regularizer.name} penalty is {float(penalty)} (lower reg.weight, or reg.h for "
+                       f"curvature); {message}")
+        raise NonFiniteLossError(message)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["divergence_guard"] = self.divergence.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.divergence.load_state_dict(checkpoint.get("divergence_guard", {}))
 
     # --------------------------------------------------------------------------------- evaluation
     def validation_step(self, batch, batch_idx):
@@ -179,10 +184,12 @@ class RxLitModule(L.LightningModule):
         x, y, _ = datamodule.eval_subset(self.eval_spec["n_examples"], split=stage)
         rank, world = self.global_rank, self.trainer.world_size
         x, y = x[rank::world].to(self.device), y[rank::world].to(self.device)
-        correct, total = self.adversarial_accuracy(x, y, stage)
-        correct = self.trainer.strategy.reduce(correct, reduce_op="sum")
-        total = self.trainer.strategy.reduce(total, reduce_op="sum")
-        self.log(f"{stage}/adv_acc", correct / total.clamp_min(1), prog_bar=stage == "val")
+        with collective_section(self.trainer, f"the {stage}/adv_acc reduction"):
+            correct, total = self.adversarial_accuracy(x, y, stage)
+            correct = self.trainer.strategy.reduce(correct, reduce_op="sum")
+            total = self.trainer.strategy.reduce(total, reduce_op="sum")
+            # equal on every rank already: sync_dist averages equal numbers (exact) and keeps Lightning quiet
+            self.log(f"{stage}/adv_acc", correct / total.clamp_min(1), prog_bar=stage == "val", sync_dist=True)
 
     # ---------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> dict[str, Any]:

@@ -3,27 +3,47 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import (
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichProgressBar,
+    TQDMProgressBar,
+)
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from rxlit.console import quiet_known_noise
 from rxlit.data import build_datamodule
+from rxlit.distributed import (
+    CollectiveTimeoutError,
+    ddp_strategy,
+    explain_collective_failure,
+    is_collective_failure,
+    stop_other_ranks,
+)
 from rxlit.training.attacks import eval_attack_spec
+from rxlit.training.batchnorm import sync_batchnorm
 from rxlit.training.checkpoint import checkpoint_monitor, read_checkpoint, unique_run_dir
-from rxlit.training.distributed import sync_batchnorm
 from rxlit.training.loggers import build_logger
 from rxlit.training.module import RxLitModule
+from rxlit.training.optim import build_optimizer, build_scheduler
+from rxlit.training.size import check_model_size
 from rxlit.training.summary import print_summary
 
 
 def to_dict(cfg: DictConfig | dict) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+PROGRESS_BARS = ("rich", "tqdm", "none")
 
 
 def make_datamodule(data_cfg: dict, seed: int):
@@ -59,12 +79,38 @@ def make_callbacks(cfg: dict, ckpt_dir: Path) -> list[Callback]:
         ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
                         enable_version_counter=False),
     ]
-    if spec.get("progress_bar") == "rich":
-        callbacks.append(RichProgressBar(leave=True))
+    bar = progress_bar(cfg)
+    if bar == "rich":
+        callbacks.append(RichProgressBar(leave=False))  # finished bars are cleared; the summary stays
+    elif bar == "tqdm":  # named explicitly: Lightning's own default is the rich bar when rich is installed
+        callbacks.append(TQDMProgressBar(leave=False))
     if spec.get("lr_monitor") and cfg["logger"]["name"] != "none":
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     callbacks.extend(make_extra_callbacks(cfg))
+    callbacks.extend(user_callbacks(spec.get("extra") or []))
     return callbacks
+
+
+def progress_bar(cfg: dict) -> str:
+    """``callbacks.progress_bar``: rich (default), tqdm (Lightning's) or none."""
+    name = cfg["callbacks"].get("progress_bar", "rich")
+    if name not in PROGRESS_BARS:
+        raise ValueError(f"callbacks.progress_bar={name!r} is not one of {', '.join(PROGRESS_BARS)}")
+    return name
+
+
+def user_callbacks(specs: list) -> list[Callback]:
+    """``callbacks.extra``: the user's own callbacks, each a ``{_target_: module.Class, arg: value}``."""
+    from hydra.utils import instantiate
+
+    made = []
+    for spec in specs:
+        if not isinstance(spec, dict) or "_target_" not in spec:
+            raise ValueError(f"callbacks.extra entries are {{_target_: module.Class, ...}} mappings, got {spec!r}")
+        made.append(instantiate(spec))
+        if not isinstance(made[-1], Callback):
+            raise ValueError(f"callbacks.extra: {spec['_target_']} is not a lightning Callback")
+    return made
 
 
 def make_extra_callbacks(cfg: dict) -> list[Callback]:
@@ -81,6 +127,10 @@ def make_trainer(cfg: dict, callbacks: list[Callback], logger) -> L.Trainer:
     spec = dict(cfg["trainer"])
     # Validation runs explanations and attacks that need autograd: inference mode would break them.
     spec["inference_mode"] = False
+    # rxlit's key: how long a collective may wait for the other ranks before the run stops with an error
+    if progress_bar(cfg) == "none":
+        spec["enable_progress_bar"] = False
+    spec["strategy"] = ddp_strategy(spec.get("strategy", "auto"), spec.pop("timeout_min", None))
     spec["sync_batchnorm"] = sync_batchnorm(spec)  # 'auto': only on CUDA, where torch supports it
     return L.Trainer(**spec, callbacks=callbacks, logger=logger if logger is not None else False,
                      default_root_dir=cfg["paths"]["output_dir"])
@@ -113,22 +163,62 @@ def finish_wandb(logger) -> None:
         wandb.finish()
 
 
+def check_trainer(cfg: dict) -> None:
+    epochs = cfg["trainer"].get("max_epochs")
+    if epochs is not None and epochs == 0:
+        raise ValueError("trainer.max_epochs=0 trains nothing and would report the random initialisation as a "
+                         "finished run; set trainer.max_epochs >= 1, or evaluate a checkpoint with "
+                         "scripts/eval.py ckpt_path=<checkpoints/<run>/best.ckpt>")
+
+
+def check_optimisation(cfg: dict) -> None:
+    """Optimiser and schedule names and values, checked now rather than when fit() starts."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = build_optimizer([param], **cfg["optim"])
+    build_scheduler(optimizer, max(1, cfg["trainer"].get("max_epochs") or 1), **cfg["sched"])
+
+
+def prepare(cfg: dict, output_dir: Path):
+    """Everything that can fail on bad input: config values and names, data presence, model
+    construction and size, callbacks, logger settings. Nothing here creates a folder, a checkpoint
+    or a W&B run; on failure the (empty) Hydra output folder is removed again."""
+    try:
+        check_trainer(cfg)
+        check_optimisation(cfg)
+        datamodule = make_datamodule(cfg["data"], cfg["seed"])
+        datamodule.setup()  # reads (or fails to find) the data files now
+        module = make_module(cfg, datamodule)
+        check_model_size(cfg, module, datamodule)
+        resuming = cfg.get("ckpt_path") is not None
+        if resuming:
+            read_checkpoint(cfg["ckpt_path"])
+            ckpt_dir = Path(cfg["ckpt_path"]).parent
+        else:
+            ckpt_dir = unique_run_dir(cfg["paths"]["checkpoints"], cfg["run_name"], resuming)
+        callbacks = make_callbacks(cfg, ckpt_dir)
+        logger = build_logger(cfg["logger"], ckpt_dir.name, output_dir)
+    except BaseException:
+        discard_output_dir(output_dir)
+        raise
+    return datamodule, module, ckpt_dir, callbacks, logger
+
+
+def discard_output_dir(path: Path) -> None:
+    """Remove a run folder that holds only what Hydra wrote at start-up (.hydra/, *.log)."""
+    if not path.is_dir() or any(p.name != ".hydra" and p.suffix != ".log" for p in path.iterdir()):
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def train(cfg: DictConfig | dict) -> dict:
     """Train, validate every epoch, test the best checkpoint; write config.json and metrics.json."""
     cfg = to_dict(cfg)
+    quiet_known_noise()
     start = time.time()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     output_dir = Path(cfg["paths"]["output_dir"])
-    datamodule = make_datamodule(cfg["data"], cfg["seed"])
-    module = make_module(cfg, datamodule)
-    resuming = cfg.get("ckpt_path") is not None
-    if resuming:
-        read_checkpoint(cfg["ckpt_path"])
-        ckpt_dir = Path(cfg["ckpt_path"]).parent
-    else:
-        ckpt_dir = unique_run_dir(cfg["paths"]["checkpoints"], cfg["run_name"], resuming)
-    logger = build_logger(cfg["logger"], ckpt_dir.name, output_dir)
-    trainer = make_trainer(cfg, make_callbacks(cfg, ckpt_dir), logger)
+    datamodule, module, ckpt_dir, callbacks, logger = prepare(cfg, output_dir)
+    trainer = make_trainer(cfg, callbacks, logger)
     write_json(output_dir / "config.json", cfg)
     report = {"run_name": ckpt_dir.name, "checkpoint_dir": str(ckpt_dir), "output_dir": str(output_dir)}
     try:
@@ -140,7 +230,14 @@ def train(cfg: DictConfig | dict) -> dict:
         report.update(status="finished", best_checkpoint=best, epochs=trainer.current_epoch,
                       global_step=trainer.global_step)
     except BaseException as err:
+        last = ckpt_dir / "last.ckpt"
+        if is_collective_failure(err):  # a hang turned into an error by the DDP timeout: say what it means
+            err = explain_collective_failure(err, trainer, cfg["trainer"].get("timeout_min"),
+                                             str(last) if last.exists() else None)
         report.update(status="failed", error=f"{err.__class__.__name__}: {err}")
+        stop_other_ranks(trainer)
+        if isinstance(err, CollectiveTimeoutError):
+            raise err from None
         raise
     finally:
         report["last_checkpoint"] = str(ckpt_dir / "last.ckpt") if (ckpt_dir / "last.ckpt").exists() else None
