@@ -11,10 +11,11 @@ from torch import Tensor
 from rxlit.distributed import collective_section
 from rxlit.models import build_model
 from rxlit.training.attacks import autoattack, eval_attack_spec, pgd
+from rxlit.training.batchnorm import BatchStatistics, eval_mode
 from rxlit.training.divergence import DivergenceGuard, NonFiniteLossError, divergence_message
 from rxlit.training.objectives import build_objective
 from rxlit.training.optim import build_optimizer, build_scheduler, parameter_groups
-from rxlit.training.regularizers import build_regularizer, eval_mode, mode_dependent
+from rxlit.training.regularizers import build_regularizer, mode_dependent
 
 MODEL_DATA_KEYS = ("num_classes", "in_chans", "image_size", "mean", "std")
 
@@ -52,8 +53,8 @@ class RxLitModule(L.LightningModule):
         self.objective = build_objective(adv_spec.pop("name"), **adv_spec)
         self.regularizer = build_regularizer(reg_spec.pop("name"), **reg_spec)
         self.eval_spec = eval_attack_spec(eval_attack or {}, None, self.objective.name)
-        # Without BatchNorm or dropout, eval mode is the train-mode function: the penalty reuses the
-        # training forward. Otherwise it runs its own eval-mode forward (regularizers.py says why).
+        # Without BatchNorm or dropout the penalty reuses the training forward; otherwise it runs its
+        # own forward on the training batch statistics, held fixed (batchnorm.py says why).
         self._penalty_reuses_forward = not mode_dependent(self.model)
         self._eval_attack = None
         self.divergence = DivergenceGuard(data_info["num_classes"], **dict((run_config or {}).get("divergence") or {}))
@@ -72,13 +73,19 @@ class RxLitModule(L.LightningModule):
         self._check_finite_inputs(x)
         x = self._layout(x)
         objective = self.objective.training_loss(self.model, x, y)
-        inputs = objective.inputs
+        inputs, loss_at = objective.inputs, objective.at
         reuse = self.regularizer.needs_input_grad and self._penalty_reuses_forward
         if reuse:
             inputs = inputs.detach().requires_grad_(True)
-        out = objective.at(inputs)
+        if self.regularizer.needs_input_grad and not reuse:
+            stats = BatchStatistics(self.model)
+            with stats.record():
+                out = objective.at(inputs)
+            loss_at = stats.frozen(objective.at)
+        else:
+            out = objective.at(inputs)
         loss = out.loss.mean()
-        penalty = self.regularizer.penalty(self.model, objective.at, inputs, out.loss if reuse else None)
+        penalty = self.regularizer.penalty(loss_at, inputs, out.loss if reuse else None)
         total = loss + penalty
         self._check_finite_loss(total, penalty)
         logs = {"train/loss": total, "train/acc": self._clean_accuracy(x, y, out.clean_logits)}

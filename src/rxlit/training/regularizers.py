@@ -5,17 +5,14 @@ constant L and smoothness H; these regularisers control L (gradnorm, spectral) a
 
 The input-gradient penalties differentiate the objective's own per-example loss
 (``TrainingLoss.at``, see ``objectives.py``) at every point they evaluate, so they regularise
-exactly the loss the model trains on (the whole TRADES objective included).
-
-They evaluate that loss with the network in eval mode (BatchNorm on its running statistics,
-dropout off), i.e. on the network as it is evaluated and explained. That makes the penalty truly
-per-example: in train mode BatchNorm normalises with the batch's statistics, so example i's
-"input gradient" also depends on every other example of the batch. It also keeps the shifted
-pass of the curvature penalty from updating BatchNorm's running statistics, and lets double
-backprop work under DDP with SyncBatchNorm (torch has no double backward for SyncBatchNorm in train
-mode; in eval mode it is a plain affine map). For a network without BatchNorm or dropout the two
-modes are the same function, and the penalty reuses the training forward pass instead of running
-its own.
+exactly the loss the model trains on (the whole TRADES objective included). The training step
+hands them that loss as ``loss_at``: for a network without BatchNorm or dropout it is the
+objective's own function, and the penalty reuses the training forward pass; otherwise it is the
+same function with dropout off and every BatchNorm normalising by the training forward's batch
+statistics held fixed (``batchnorm.BatchStatistics``), which makes it per-example, keeps the
+curvature's shifted pass from updating the running statistics, and lets double backprop run
+under DDP with SyncBatchNorm (torch has no double backward for SyncBatchNorm in train mode; in
+eval mode it is an affine map).
 
 The penalties use ``torch.autograd.grad(..., create_graph=True)`` with respect to the inputs only,
 never ``.backward()``: under DDP that keeps the reducer's one-backward-per-step contract, and a
@@ -24,17 +21,17 @@ per-example mean all-reduces to the global-batch value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.modules.batchnorm import _BatchNorm, _NormBase
 from torch.nn.modules.dropout import _DropoutNd
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from rxlit.registry import Registry
+from rxlit.training.batchnorm import eval_mode
 from rxlit.training.objectives import LossAt
 
 REGULARIZERS = Registry("reg (regulariser)")
@@ -46,25 +43,13 @@ def mode_dependent(model: nn.Module) -> bool:
     """True when the network computes a different function in train mode (BatchNorm or
     InstanceNorm with running statistics, active dropout or stochastic depth)."""
     for module in model.modules():
-        if isinstance(module, _NormBase) and module.track_running_stats:
+        if isinstance(module, _NormBase) and (module.track_running_stats or isinstance(module, _BatchNorm)):
             return True
         if isinstance(module, _DropoutNd) and module.p > 0:
             return True
         if "DropPath" in type(module).__name__ and getattr(module, "drop_prob", 0) > 0:
             return True
     return False
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Every module in eval mode; each module's own flag is restored afterwards."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
 
 
 def input_gradient(loss: Tensor, inputs: Tensor) -> Tensor:
@@ -90,9 +75,9 @@ class Regularizer:
     def transform_model(self, model: nn.Module, input_shape: tuple[int, int, int] | None = None) -> nn.Module:
         return model
 
-    def penalty(self, model: nn.Module, loss_at: LossFn, inputs: Tensor, loss: Tensor | None = None) -> Tensor:
-        """``loss``: the training forward's per-example loss at ``inputs`` (which then require grad),
-        to reuse; None makes the penalty run its own eval-mode forward."""
+    def penalty(self, loss_at: LossFn, inputs: Tensor, loss: Tensor | None = None) -> Tensor:
+        """``loss_at(z)``: the per-example loss at any point; ``loss``: the training forward's loss at
+        ``inputs`` (which then require grad), to reuse; None makes the penalty run its own forward."""
         return inputs.new_zeros(())
 
 
@@ -105,11 +90,9 @@ class GradNorm(Regularizer):
     def __init__(self, weight: float):
         self.weight = weight
 
-    def penalty(self, model, loss_at, inputs, loss=None):
-        with eval_mode(model):
-            loss, inputs = loss_and_inputs(loss_at, inputs, loss)
-            grad = input_gradient(loss, inputs)
-        return self.weight * grad.pow(2).sum(1).mean()
+    def penalty(self, loss_at, inputs, loss=None):
+        loss, inputs = loss_and_inputs(loss_at, inputs, loss)
+        return self.weight * input_gradient(loss, inputs).pow(2).sum(1).mean()
 
 
 class Curvature(Regularizer):
@@ -138,12 +121,11 @@ class Curvature(Regularizer):
         v = grad.detach().sign() if self.direction == "sign" else grad.detach()
         return v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
-    def penalty(self, model, loss_at, inputs, loss=None):
-        with eval_mode(model):
-            loss, inputs = loss_and_inputs(loss_at, inputs, loss)
-            grad = input_gradient(loss, inputs)
-            shifted = (inputs.detach() + self.h * self._unit_direction(grad).view_as(inputs)).requires_grad_(True)
-            grad_shifted = input_gradient(loss_at(shifted).loss, shifted)
+    def penalty(self, loss_at, inputs, loss=None):
+        loss, inputs = loss_and_inputs(loss_at, inputs, loss)
+        grad = input_gradient(loss, inputs)
+        shifted = (inputs.detach() + self.h * self._unit_direction(grad).view_as(inputs)).requires_grad_(True)
+        grad_shifted = input_gradient(loss_at(shifted).loss, shifted)
         diff = (grad_shifted - grad) / self.h
         return self.weight * diff.pow(2).sum(1).mean()
 
