@@ -161,7 +161,7 @@ def test_unknown_group_option_lists_valid_ones(make_cfg):
 def test_pgd_training_gives_clearly_higher_pgd_accuracy(make_cfg, tmp_path):
     """Same seed and budget (6 epochs on digits): PGD training raises PGD accuracy at eps = 0.1.
     Measured: standard 0.60, PGD 0.74 (val, 256 fixed examples, 10-step PGD)."""
-    common = ["trainer.max_epochs=6", "trainer.enable_progress_bar=false"]
+    common = ["trainer.max_epochs=6", "callbacks.progress_bar=none"]
     standard = train(make_cfg(["adv=none", *common], tiny=False))
     robust = train(make_cfg(["adv=pgd", *common], tiny=False))
     assert robust["fit"]["val/acc"] > 0.9 and standard["fit"]["val/acc"] > 0.9
@@ -229,3 +229,10 @@ def test_best_checkpoint_follows_robust_accuracy_for_adversarial_training(make_c
     assert make_callbacks(cfg, Path("unused"))[0].monitor == "val/acc"
     cfg["callbacks"]["checkpoint"]["monitor"] = "val/loss"
     assert make_callbacks(cfg, Path("unused"))[0].monitor == "val/loss"
+
+
+def test_divergence_from_the_penalty_names_reg_weight(make_cfg):
+    from rxlit.training.divergence import NonFiniteLossError
+
+    with pytest.raises(NonFiniteLossError, match=r"reg=gradnorm penalty is .* lower reg.weight \(now 1e\+06\)"):
+        train(make_cfg(["reg=gradnorm", "reg.weight=1e6", "trainer.limit_train_batches=8"]))

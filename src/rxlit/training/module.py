@@ -123,9 +123,10 @@ class RxLitModule(L.LightningModule):
             return
         message = divergence_message(reason or "diverged on another rank", self.current_epoch, self.global_step,
                                      dict(self.hparams.optim))
-        if not torch.isfinite(penalty):
-            message = (f"the reg={self.regularizer.name} penalty is {float(penalty)} (lower reg.weight, or reg.h for "
-                       f"curvature); {message}")
+        share = float(penalty.detach()) / max(abs(float(loss.detach())), 1e-12)
+        if self.regularizer.needs_input_grad and not share <= 0.5:  # NaN counts: the penalty is the culprit
+            message = (f"the reg={self.regularizer.name} penalty is {float(penalty):.4g} of a total loss of "
+                       f"{float(loss):.4g}: lower reg.weight (now {self.regularizer.weight:g}) first; {message}")
         raise NonFiniteLossError(message)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
