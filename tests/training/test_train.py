@@ -65,6 +65,19 @@ def test_checkpoint_loads_weights_only_and_matches(make_cfg, tmp_path):
     assert not model.training
 
 
+def test_spectral_checkpoint_from_before_conv_norm_loads(make_cfg, tmp_path):
+    """Checkpoints written before reg.conv_norm existed normalised conv kernels reshaped: they load so."""
+    report = train(make_cfg(["reg=spectral", "reg.conv_norm=reshaped"]))
+    ckpt = read_checkpoint(report["best_checkpoint"])
+    del ckpt["hyper_parameters"]["reg"]["conv_norm"]
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    old, _ = load_model(tmp_path / "old.ckpt")
+    new, _ = load_model(report["best_checkpoint"])
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(old(x), new(x))
+
+
 def test_new_run_never_overwrites_finished_checkpoints(make_cfg, tmp_path):
     first = train(make_cfg([]))
     second = train(make_cfg([]))
@@ -204,6 +217,11 @@ def test_train_acc_is_clean_accuracy_beside_adversarial(make_cfg):
     dm = build_datamodule("digits", seed=0)
     module = make_module(cfg, dm).train()
     x, y, _ = dm.eval_subset(64, split="train")
+    optimizer = torch.optim.SGD(module.model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(30):  # a model that fits x, so that its clean and adversarial accuracies differ
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(module.model(x), y).backward()
+        optimizer.step()
     logged = {}
     module.log_dict = lambda logs, **_: logged.update({k: float(v) for k, v in logs.items()})
     module.log = lambda *a, **k: None

@@ -36,7 +36,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     """Rebuild the trained network from a checkpoint (weights only). Returns (model in eval mode, hparams)."""
     ckpt = read_checkpoint(path)
     hp = ckpt["hyper_parameters"]
-    model = build_network(hp["model"], hp["data_info"], hp["reg"])
+    reg = dict(hp["reg"])
+    if reg.get("name") == "spectral":  # checkpoints from before reg.conv_norm normalised reshaped kernels
+        reg.setdefault("conv_norm", "reshaped")
+    model = build_network(hp["model"], hp["data_info"], reg)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)
