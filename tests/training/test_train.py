@@ -3,9 +3,11 @@
 import copy
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from rxlit.training.checkpoint import CheckpointError, load_model, read_checkpoint
 from rxlit.training.run import train
@@ -17,9 +19,16 @@ REGS = ["none", "gradnorm", "spectral", "curvature"]
 @pytest.mark.parametrize("adv", ADVS)
 @pytest.mark.parametrize("reg", REGS)
 def test_every_adv_reg_combination_trains(make_cfg, tmp_path, adv, reg):
-    report = train(make_cfg([f"adv={adv}", f"reg={reg}", "adv.steps=2" if adv in ("pgd", "pgd_l2", "trades") else "seed=0"]))
-    assert report["status"] == "finished"
-    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "val/adv_acc"):
+    """Two whole digits epochs (20 steps at the default learning rate): the former TRADES + curvature
+    pairing, which mixed two losses, went non-finite at step 3."""
+    steps = "adv.steps=2" if adv in ("pgd", "pgd_l2", "trades") else "seed=0"
+    report = train(make_cfg([f"adv={adv}", f"reg={reg}", steps, "trainer.max_epochs=2", "data.batch_size=128",
+                             "trainer.limit_train_batches=null"]))
+    assert report["status"] == "finished" and report["global_step"] == 20
+    keys = ["train/loss", "train/acc", "val/loss", "val/acc", "val/adv_acc"]
+    keys += ["train/adv_acc"] if adv != "none" else []
+    keys += ["train/penalty"] if reg in ("gradnorm", "curvature") else []
+    for key in keys:
         assert math.isfinite(report["fit"][key]), key
     for key in ("test/loss", "test/acc", "test/adv_acc"):
         assert math.isfinite(report["test"][key]), key
@@ -46,12 +55,27 @@ def test_checkpoint_loads_weights_only_and_matches(make_cfg, tmp_path):
     assert hparams["data_info"]["image_size"] == 8 and hparams["reg"]["name"] == "spectral"
     from rxlit.data import build_datamodule
 
-    dm = build_datamodule("digits", seed=0)
-    x, y, _ = dm.eval_subset(64, split="test")
+    dm = build_datamodule("digits", seed=0, batch_size=32)
+    dm.setup("test")
+    batches = list(zip(range(2), dm.test_dataloader()))  # the two batches trainer.test scored
     with torch.no_grad():
-        acc = (model(x).argmax(1) == y).float().mean()
-    assert acc > 0.1  # trained for two batches only: better than nothing, finite
+        acc = torch.cat([model(x).argmax(1) == y for _, (x, y) in batches]).float().mean()
+    # the reloaded network (spectral parametrisation and its power-iteration state included) is the tested one
+    assert float(acc) == pytest.approx(report["test"]["test/acc"], abs=1e-6)
     assert not model.training
+
+
+def test_spectral_checkpoint_from_before_conv_norm_loads(make_cfg, tmp_path):
+    """Checkpoints written before reg.conv_norm existed normalised conv kernels reshaped: they load so."""
+    report = train(make_cfg(["reg=spectral", "reg.conv_norm=reshaped"]))
+    ckpt = read_checkpoint(report["best_checkpoint"])
+    del ckpt["hyper_parameters"]["reg"]["conv_norm"]
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    old, _ = load_model(tmp_path / "old.ckpt")
+    new, _ = load_model(report["best_checkpoint"])
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(old(x), new(x))
 
 
 def test_new_run_never_overwrites_finished_checkpoints(make_cfg, tmp_path):
@@ -92,15 +116,17 @@ def test_resume_continues_epochs_and_optimizer_state(make_cfg, tmp_path, monkeyp
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(make_cfg, tmp_path, monkeypatch):
     from rxlit.training import objectives
 
-    original = objectives.Objective.loss
+    original = objectives.Objective.training_loss
     calls = {"n": 0}
 
-    def poisoned(self, model, x, x_train, logits, y):
+    def poisoned(self, model, x, y):
         calls["n"] += 1
-        loss = original(self, model, x, x_train, logits, y)
-        return loss * float("nan") if calls["n"] > 2 else loss  # epoch 2 goes bad
+        trained = original(self, model, x, y)
+        if calls["n"] <= 2:
+            return trained
+        return trained._replace(at=lambda z: trained.at(z)._replace(loss=trained.at(z).loss * float("nan")))
 
-    monkeypatch.setattr(objectives.Objective, "loss", poisoned)
+    monkeypatch.setattr(objectives.Objective, "training_loss", poisoned)
     from rxlit.training.module import NonFiniteLossError
 
     with pytest.raises(NonFiniteLossError, match="NaN/inf at epoch 1.*last.ckpt"):
@@ -148,9 +174,83 @@ def test_unknown_group_option_lists_valid_ones(make_cfg):
 def test_pgd_training_gives_clearly_higher_pgd_accuracy(make_cfg, tmp_path):
     """Same seed and budget (6 epochs on digits): PGD training raises PGD accuracy at eps = 0.1.
     Measured: standard 0.60, PGD 0.74 (val, 256 fixed examples, 10-step PGD)."""
-    common = ["trainer.max_epochs=6", "trainer.enable_progress_bar=false"]
+    common = ["trainer.max_epochs=6", "callbacks.progress_bar=none"]
     standard = train(make_cfg(["adv=none", *common], tiny=False))
     robust = train(make_cfg(["adv=pgd", *common], tiny=False))
     assert robust["fit"]["val/acc"] > 0.9 and standard["fit"]["val/acc"] > 0.9
     assert robust["fit"]["val/adv_acc"] > standard["fit"]["val/adv_acc"] + 0.08
     assert robust["test"]["test/adv_acc"] > standard["test"]["test/adv_acc"] + 0.08
+    check_default_evaluation_against_autoattack(robust["best_checkpoint"])
+
+
+def check_default_evaluation_against_autoattack(checkpoint: str, n: int = 128) -> None:
+    """The default evaluation attack (PGD-10, step 2.5 eps / 10) is within a few points of AutoAttack's
+    gradient attacks (APGD-CE, then APGD-T on the survivors, standard settings) on the same test
+    examples, so it does not overstate robustness. AutoAttack's FAB-T and Square stages are left out
+    here for time (Square alone takes minutes on a CPU); the full standard AutoAttack, measured
+    once on 256 test examples of a 10-epoch model, gave 0.793 where the default gave 0.809."""
+    import torchattacks
+    from torchattacks.wrappers.multiattack import MultiAttack
+
+    from rxlit.data import build_datamodule
+    from rxlit.training.attacks import pgd
+
+    model, hparams = load_model(checkpoint)
+    spec = hparams["eval_attack"]
+    x, y, _ = build_datamodule("digits", seed=0).eval_subset(n, split="test")
+    torch.manual_seed(0)
+    default = pgd(model, spec["eps"], spec["step"], spec["steps"], spec["norm"])(x, y)
+    gradient_aa = MultiAttack([
+        torchattacks.APGD(model, eps=spec["eps"], norm="Linf", loss="ce", n_restarts=1, seed=0),
+        torchattacks.APGDT(model, eps=spec["eps"], norm="Linf", n_classes=10, n_restarts=1, seed=0)])(x, y)
+    with torch.no_grad():
+        pgd_acc, aa_acc = [float((model(a).argmax(1) == y).float().mean()) for a in (default, gradient_aa)]
+    assert aa_acc <= pgd_acc + 1 / n and pgd_acc - aa_acc <= 0.05, (pgd_acc, aa_acc)
+
+
+def test_train_acc_is_clean_accuracy_beside_adversarial(make_cfg):
+    """train/acc is accuracy on the clean batch; train/adv_acc on the inputs the loss attacks."""
+    from rxlit.data import build_datamodule
+    from rxlit.training.run import make_module
+
+    cfg = OmegaConf.to_container(make_cfg(["adv=trades", "adv.steps=3"]), resolve=True)
+    dm = build_datamodule("digits", seed=0)
+    module = make_module(cfg, dm).train()
+    x, y, _ = dm.eval_subset(64, split="train")
+    optimizer = torch.optim.SGD(module.model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(30):  # a model that fits x, so that its clean and adversarial accuracies differ
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(module.model(x), y).backward()
+        optimizer.step()
+    logged = {}
+    module.log_dict = lambda logs, **_: logged.update({k: float(v) for k, v in logs.items()})
+    module.log = lambda *a, **k: None
+    torch.manual_seed(0)
+    module.training_step((x, y), 0)
+    torch.manual_seed(0)
+    x_adv = module.objective.perturb(module.model, x, y)
+    with torch.no_grad():
+        clean = (module.model(x).argmax(1) == y).float().mean()
+        adv = (module.model(x_adv).argmax(1) == y).float().mean()
+    assert logged["train/acc"] == pytest.approx(float(clean)) and logged["train/adv_acc"] == pytest.approx(float(adv))
+    assert logged["train/acc"] != logged["train/adv_acc"]  # the two are different numbers here
+
+
+@pytest.mark.parametrize("adv,expected", [("none", "val/acc"), ("pgd", "val/adv_acc"), ("trades", "val/adv_acc")])
+def test_best_checkpoint_follows_robust_accuracy_for_adversarial_training(make_cfg, adv, expected):
+    from rxlit.training.run import make_callbacks
+
+    cfg = OmegaConf.to_container(make_cfg([f"adv={adv}"]), resolve=True)
+    best = make_callbacks(cfg, Path("unused"))[0]
+    assert best.monitor == expected
+    cfg["eval_attack"]["n_examples"] = 0  # no robust accuracy logged: clean accuracy
+    assert make_callbacks(cfg, Path("unused"))[0].monitor == "val/acc"
+    cfg["callbacks"]["checkpoint"]["monitor"] = "val/loss"
+    assert make_callbacks(cfg, Path("unused"))[0].monitor == "val/loss"
+
+
+def test_divergence_from_the_penalty_names_reg_weight(make_cfg):
+    from rxlit.training.divergence import NonFiniteLossError
+
+    with pytest.raises(NonFiniteLossError, match=r"reg=gradnorm penalty is .* lower reg.weight \(now 1e\+06\)"):
+        train(make_cfg(["reg=gradnorm", "reg.weight=1e6", "trainer.limit_train_batches=8"]))

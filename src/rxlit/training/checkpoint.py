@@ -36,7 +36,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     """Rebuild the trained network from a checkpoint (weights only). Returns (model in eval mode, hparams)."""
     ckpt = read_checkpoint(path)
     hp = ckpt["hyper_parameters"]
-    model = build_network(hp["model"], hp["data_info"], hp["reg"])
+    reg = dict(hp["reg"])
+    if reg.get("name") == "spectral":  # checkpoints from before reg.conv_norm normalised reshaped kernels
+        reg.setdefault("conv_norm", "reshaped")
+    model = build_network(hp["model"], hp["data_info"], reg)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)
@@ -56,3 +59,13 @@ def unique_run_dir(root: str | Path, run_name: str, resuming: bool) -> Path:
     while any((Path(root) / f"{run_name}-{n}").glob("*.ckpt")):
         n += 1
     return Path(root) / f"{run_name}-{n}"
+
+
+def checkpoint_monitor(monitor: str, adv_name: str, eval_examples: int) -> str:
+    """``callbacks.checkpoint.monitor``: ``auto`` selects best.ckpt by robust validation accuracy
+    (``val/adv_acc``) when the model is trained adversarially, as robust overfitting (Rice et al.
+    2020) makes the last or cleanest epoch a poor choice, and by ``val/acc`` for standard training
+    (or when the evaluation attack is off). Any logged key can be named instead."""
+    if monitor != "auto":
+        return monitor
+    return "val/adv_acc" if adv_name != "none" and eval_examples > 0 else "val/acc"

@@ -10,11 +10,12 @@ from torch import Tensor
 
 from rxlit.distributed import collective_section
 from rxlit.models import build_model
-from rxlit.training.attacks import pgd
+from rxlit.training.attacks import autoattack, eval_attack_spec, pgd
+from rxlit.training.batchnorm import BatchStatistics, eval_mode
 from rxlit.training.divergence import DivergenceGuard, NonFiniteLossError, divergence_message
 from rxlit.training.objectives import build_objective
 from rxlit.training.optim import build_optimizer, build_scheduler, parameter_groups
-from rxlit.training.regularizers import build_regularizer
+from rxlit.training.regularizers import build_regularizer, mode_dependent
 
 MODEL_DATA_KEYS = ("num_classes", "in_chans", "image_size", "mean", "std")
 
@@ -24,16 +25,22 @@ def build_network(model: dict, data_info: dict, reg: dict) -> torch.nn.Module:
     spec = dict(model)
     net = build_model(spec.pop("name"), **{k: data_info[k] for k in MODEL_DATA_KEYS}, **spec)
     regularizer = dict(reg)
-    return build_regularizer(regularizer.pop("name"), **regularizer).transform_model(net)
+    input_shape = (int(data_info["in_chans"]), *_pair(data_info["image_size"]))
+    return build_regularizer(regularizer.pop("name"), **regularizer).transform_model(net, input_shape)
+
+
+def _pair(size) -> tuple[int, int]:
+    return (int(size), int(size)) if isinstance(size, int | float) else tuple(int(s) for s in size)
 
 
 class RxLitModule(L.LightningModule):
     """Trains ``model`` with the ``adv`` objective plus the ``reg`` penalty.
 
-    Logs ``train/loss``, ``train/acc`` (accuracy on the inputs the loss is trained on: adversarial
-    ones for PGD/FGSM, clean ones for standard and TRADES), ``val/loss``, ``val/acc``,
-    ``val/adv_acc`` (a fixed PGD evaluation attack on a fixed validation subset, every epoch) and
-    the same under ``test/``. All arguments are plain containers so checkpoints load weights-only.
+    Logs ``train/loss``, ``train/acc`` (accuracy on the clean batch), ``train/adv_acc`` (on the
+    adversarial inputs the loss trains on; adversarial objectives only), ``train/penalty``,
+    ``val/loss``, ``val/acc``, ``val/adv_acc`` (the fixed evaluation attack on a fixed validation
+    subset, every epoch) and the same under ``test/`` (``test/adv_acc`` by ``eval_attack.test_attack``:
+    the same PGD, or AutoAttack). All arguments are plain containers so checkpoints load weights-only.
     """
 
     def __init__(self, model: dict, data_info: dict, adv: dict, reg: dict, optim: dict, sched: dict,
@@ -45,6 +52,10 @@ class RxLitModule(L.LightningModule):
         adv_spec, reg_spec = dict(adv), dict(reg)
         self.objective = build_objective(adv_spec.pop("name"), **adv_spec)
         self.regularizer = build_regularizer(reg_spec.pop("name"), **reg_spec)
+        self.eval_spec = eval_attack_spec(eval_attack or {}, None, self.objective.name)
+        # Without BatchNorm or dropout the penalty reuses the training forward; otherwise it runs its
+        # own forward on the training batch statistics, held fixed (batchnorm.py says why).
+        self._penalty_reuses_forward = not mode_dependent(self.model)
         self._eval_attack = None
         self.divergence = DivergenceGuard(data_info["num_classes"], **dict((run_config or {}).get("divergence") or {}))
         if channels_last:
@@ -61,29 +72,46 @@ class RxLitModule(L.LightningModule):
         x, y = batch
         self._check_finite_inputs(x)
         x = self._layout(x)
-        inputs = self.objective.perturb(self.model, x, y)
-        if self.regularizer.needs_input_grad:
+        objective = self.objective.training_loss(self.model, x, y)
+        inputs, loss_at = objective.inputs, objective.at
+        reuse = self.regularizer.needs_input_grad and self._penalty_reuses_forward
+        if reuse:
             inputs = inputs.detach().requires_grad_(True)
-        logits = self.model(inputs)
-        per_example = self.objective.loss(self.model, x, inputs, logits, y)
-        loss = per_example.mean()
-        penalty = self.regularizer.penalty(self.model, inputs, y, per_example)
+        if self.regularizer.needs_input_grad and not reuse:
+            stats = BatchStatistics(self.model)
+            with stats.record():
+                out = objective.at(inputs)
+            loss_at = stats.frozen(objective.at)
+        else:
+            out = objective.at(inputs)
+        loss = out.loss.mean()
+        penalty = self.regularizer.penalty(loss_at, inputs, out.loss if reuse else None)
         total = loss + penalty
-        self._check_finite_loss(total)
-        acc = (logits.argmax(1) == y).float().mean()
-        logs = {"train/loss": total, "train/acc": acc}
-        if self.regularizer.name != "none" and self.regularizer.needs_input_grad:
+        self._check_finite_loss(total, penalty)
+        logs = {"train/loss": total, "train/acc": self._clean_accuracy(x, y, out.clean_logits)}
+        if self.objective.adversarial:
+            logs["train/adv_acc"] = (out.adv_logits.argmax(1) == y).float().mean()
+        if self.regularizer.needs_input_grad:
             logs["train/penalty"] = penalty
         self.log_dict(logs, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(y))
         self.log("loss", total, on_step=True, on_epoch=False, prog_bar=True, logger=False)
         return total
+
+    def _clean_accuracy(self, x: Tensor, y: Tensor, clean_logits: Tensor | None) -> Tensor:
+        """Accuracy on the clean batch: from the loss's own clean logits where it computes them
+        (standard, TRADES), else one extra forward without gradients in eval mode (PGD, FGSM), which
+        leaves BatchNorm's running statistics alone."""
+        if clean_logits is None:
+            with torch.no_grad(), eval_mode(self.model):
+                clean_logits = self.model(x)
+        return (clean_logits.argmax(1) == y).float().mean()
 
     def _check_finite_inputs(self, x: Tensor) -> None:
         if not torch.isfinite(x).all():
             raise ValueError("a training batch contains NaN or inf pixels: check the data set files "
                              "(inputs must be finite and in [0, 1])")
 
-    def _check_finite_loss(self, loss: Tensor) -> None:
+    def _check_finite_loss(self, loss: Tensor, penalty: Tensor) -> None:
         """Stop on a NaN/inf or exploding loss (:mod:`rxlit.training.divergence`), agreed by every rank."""
         reason = self.divergence.update(float(loss.detach()))
         trainer = self._trainer  # None when the step runs outside a Trainer (benchmarks, notebooks)
@@ -93,8 +121,13 @@ class RxLitModule(L.LightningModule):
                 healthy = trainer.strategy.reduce_boolean_decision(healthy, all=True)
         if healthy:
             return
-        raise NonFiniteLossError(divergence_message(reason or "diverged on another rank", self.current_epoch,
-                                                    self.global_step, dict(self.hparams.optim)))
+        message = divergence_message(reason or "diverged on another rank", self.current_epoch, self.global_step,
+                                     dict(self.hparams.optim))
+        share = float(penalty.detach()) / max(abs(float(loss.detach())), 1e-12)
+        if self.regularizer.needs_input_grad and not share <= 0.5:  # NaN counts: the penalty is the culprit
+            message = (f"the reg={self.regularizer.name} penalty is {float(penalty):.4g} of a total loss of "
+                       f"{float(loss):.4g}: lower reg.weight (now {self.regularizer.weight:g}) first; {message}")
+        raise NonFiniteLossError(message)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["divergence_guard"] = self.divergence.state_dict()
@@ -124,35 +157,43 @@ class RxLitModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_adversarial_accuracy("test")
 
-    def eval_attack(self):
-        """The fixed evaluation attack (PGD, ``eval_attack`` config), built once."""
-        spec = self.hparams.eval_attack
-        if self._eval_attack is None and spec and spec.get("n_examples", 0) > 0:
-            self._eval_attack = pgd(self.model, spec["eps"], spec["step"], spec["steps"],
-                                    spec.get("norm", "linf"), random_start=True)
-        return self._eval_attack
+    def eval_attack(self, stage: str = "val"):
+        """The fixed evaluation attack (``eval_attack`` config), built once per kind: PGD for
+        validation, PGD or standard AutoAttack (``eval_attack.test_attack``) for the test split."""
+        spec = self.eval_spec
+        if spec["n_examples"] <= 0:
+            return None
+        kind = spec["test_attack"] if stage == "test" else "pgd"
+        if self._eval_attack is None or self._eval_attack[0] != kind:
+            if kind == "autoattack":
+                attack = autoattack(self.model, spec["eps"], spec["norm"], int(self.hparams.data_info["num_classes"]),
+                                    seed=self.hparams.seed)
+            else:
+                attack = pgd(self.model, spec["eps"], spec["step"], spec["steps"], spec["norm"], random_start=True)
+            self._eval_attack = (kind, attack)
+        return self._eval_attack[1]
 
-    def adversarial_accuracy(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    def adversarial_accuracy(self, x: Tensor, y: Tensor, stage: str = "val") -> tuple[Tensor, Tensor]:
         """(correct, total) under the evaluation attack; the random start is seeded, so every epoch
         attacks the same examples from the same starting points."""
-        attack = self.eval_attack()
+        attack = self.eval_attack(stage)
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.enable_grad():
             torch.manual_seed(self.hparams.seed + 7919 * self.global_rank)
             adv = attack(self._layout(x), y)
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(self.model):
             correct = (self.model(adv).argmax(1) == y).sum()
         return correct.float(), torch.tensor(float(len(y)), device=x.device)
 
     def _log_adversarial_accuracy(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
-        if self.eval_attack() is None or datamodule is None or not hasattr(datamodule, "eval_subset"):
+        if self.eval_spec["n_examples"] <= 0 or datamodule is None or not hasattr(datamodule, "eval_subset"):
             return
-        x, y, _ = datamodule.eval_subset(self.hparams.eval_attack["n_examples"], split=stage)
+        x, y, _ = datamodule.eval_subset(self.eval_spec["n_examples"], split=stage)
         rank, world = self.global_rank, self.trainer.world_size
         x, y = x[rank::world].to(self.device), y[rank::world].to(self.device)
         with collective_section(self.trainer, f"the {stage}/adv_acc reduction"):
-            correct, total = self.adversarial_accuracy(x, y)
+            correct, total = self.adversarial_accuracy(x, y, stage)
             correct = self.trainer.strategy.reduce(correct, reduce_op="sum")
             total = self.trainer.strategy.reduce(total, reduce_op="sum")
             # equal on every rank already: sync_dist averages equal numbers (exact) and keeps Lightning quiet

@@ -29,7 +29,9 @@ from rxlit.distributed import (
     is_collective_failure,
     stop_other_ranks,
 )
-from rxlit.training.checkpoint import read_checkpoint, unique_run_dir
+from rxlit.training.attacks import eval_attack_spec
+from rxlit.training.batchnorm import sync_batchnorm
+from rxlit.training.checkpoint import checkpoint_monitor, read_checkpoint, unique_run_dir
 from rxlit.training.loggers import build_logger
 from rxlit.training.module import RxLitModule
 from rxlit.training.optim import build_optimizer, build_scheduler
@@ -57,6 +59,8 @@ def data_info(datamodule, name: str) -> dict:
 
 
 def make_module(cfg: dict, datamodule) -> RxLitModule:
+    # Fill in the evaluation attack's defaults (norm, eps, step) so config.json records the attack used.
+    cfg["eval_attack"] = eval_attack_spec(cfg["eval_attack"], cfg["data"].get("attack"), cfg["adv"]["name"])
     return RxLitModule(model=cfg["model"], data_info=data_info(datamodule, cfg["data"]["name"]),
                        adv=cfg["adv"], reg=cfg["reg"], optim=cfg["optim"], sched=cfg["sched"],
                        eval_attack=cfg["eval_attack"], seed=cfg["seed"],
@@ -69,7 +73,8 @@ def make_callbacks(cfg: dict, ckpt_dir: Path) -> list[Callback]:
     # Two checkpoints: the best by the monitored metric, and last.ckpt written every epoch (Lightning's
     # save_last only writes it when a best checkpoint is written, which would lose the resume point).
     callbacks: list[Callback] = [
-        ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=ckpt["monitor"], mode=ckpt["mode"],
+        ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", mode=ckpt["mode"],
+                        monitor=checkpoint_monitor(ckpt["monitor"], cfg["adv"]["name"], cfg["eval_attack"]["n_examples"]),
                         save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False),
         ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
                         enable_version_counter=False),
@@ -126,6 +131,7 @@ def make_trainer(cfg: dict, callbacks: list[Callback], logger) -> L.Trainer:
     if progress_bar(cfg) == "none":
         spec["enable_progress_bar"] = False
     spec["strategy"] = ddp_strategy(spec.get("strategy", "auto"), spec.pop("timeout_min", None))
+    spec["sync_batchnorm"] = sync_batchnorm(spec)  # 'auto': only on CUDA, where torch supports it
     return L.Trainer(**spec, callbacks=callbacks, logger=logger if logger is not None else False,
                      default_root_dir=cfg["paths"]["output_dir"])
 
