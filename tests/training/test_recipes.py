@@ -20,8 +20,13 @@ def test_recipe_sets_defaults_and_the_command_line_wins():
     assert (plain.optim.name, plain.optim.lr, plain.sched.warmup_epochs) == ("sgd", 0.05, 0)
 
 
+# The wide ResNets (36M and 46M parameters) are evaluation architectures for RobustBench weights;
+# training them is a GPU job, too heavy for a 2-core CI run (their shapes are tested in tests/models).
+HEAVY = {"wrn28_10", "wrn34_10"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(BACKBONES.names()))
+@pytest.mark.parametrize("name", sorted(set(BACKBONES.names()) - HEAVY))
 def test_every_backbone_trains_two_epochs_with_its_recipe(name, make_cfg, tmp_path):
     # 2 epochs x 6 steps: resnet50 at the old default (SGD 0.05, no warm-up) diverged at step 6. The
     # explanation evaluation is off here only for time (vit/swin/WRN evaluations take minutes on 2
