@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,16 @@ from rxlit.distributed import (
     is_collective_failure,
     stop_other_ranks,
 )
-from rxlit.training.checkpoint import read_checkpoint, unique_run_dir
+from rxlit.training.checkpoint import check_same_model, read_checkpoint, run_dir_name, run_folder
 from rxlit.training.loggers import build_logger
 from rxlit.training.module import RxLitModule
 from rxlit.training.optim import build_optimizer, build_scheduler
+from rxlit.training.resume import ExactResume
 from rxlit.training.size import check_model_size
 from rxlit.training.summary import print_summary
+
+# hydra.run.dir: outputs/<the run's checkpoint folder name>, one stable folder per run (configs/train.yaml)
+OmegaConf.register_new_resolver("rxlit_run_key", run_dir_name, replace=True)
 
 
 def to_dict(cfg: DictConfig | dict) -> dict:
@@ -71,8 +76,10 @@ def make_callbacks(cfg: dict, ckpt_dir: Path) -> list[Callback]:
     callbacks: list[Callback] = [
         ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=ckpt["monitor"], mode=ckpt["mode"],
                         save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False),
+        # written at the very end of each epoch, after the explanation evaluation: the resume point
         ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
-                        enable_version_counter=False),
+                        enable_version_counter=False, save_on_train_epoch_end=True),
+        ExactResume(cfg["seed"]),
     ]
     bar = progress_bar(cfg)
     if bar == "rich":
@@ -91,6 +98,8 @@ def progress_bar(cfg: dict) -> str:
     name = cfg["callbacks"].get("progress_bar", "rich")
     if name not in PROGRESS_BARS:
         raise ValueError(f"callbacks.progress_bar={name!r} is not one of {', '.join(PROGRESS_BARS)}")
+    if cfg["trainer"].get("enable_progress_bar") is False:  # Lightning's own switch (studies set it) wins
+        return "none"
     return name
 
 
@@ -172,10 +181,22 @@ def check_optimisation(cfg: dict) -> None:
     build_scheduler(optimizer, max(1, cfg["trainer"].get("max_epochs") or 1), **cfg["sched"])
 
 
-def prepare(cfg: dict, output_dir: Path):
+@dataclass
+class Prepared:
+    """What :func:`prepare` checked and built."""
+
+    datamodule: Any
+    module: RxLitModule
+    ckpt_dir: Path
+    resume_from: Path | None
+    callbacks: list[Callback]
+    logger: Any
+
+
+def prepare(cfg: dict, output_dir: Path) -> Prepared:
     """Everything that can fail on bad input: config values and names, data presence, model
-    construction and size, callbacks, logger settings. Nothing here creates a folder, a checkpoint
-    or a W&B run; on failure the (empty) Hydra output folder is removed again."""
+    construction and size, the checkpoint to resume, callbacks, logger settings. Nothing here creates
+    a folder, a checkpoint or a W&B run; on failure the (empty) Hydra output folder is removed again."""
     try:
         check_trainer(cfg)
         check_optimisation(cfg)
@@ -183,18 +204,16 @@ def prepare(cfg: dict, output_dir: Path):
         datamodule.setup()  # reads (or fails to find) the data files now
         module = make_module(cfg, datamodule)
         check_model_size(cfg, module, datamodule)
-        resuming = cfg.get("ckpt_path") is not None
-        if resuming:
-            read_checkpoint(cfg["ckpt_path"])
-            ckpt_dir = Path(cfg["ckpt_path"]).parent
-        else:
-            ckpt_dir = unique_run_dir(cfg["paths"]["checkpoints"], cfg["run_name"], resuming)
+        ckpt_dir, resume_from = run_folder(cfg["paths"]["checkpoints"], cfg["run_name"], cfg.get("ckpt_path"))
+        if resume_from is not None:
+            saved = read_checkpoint(resume_from)
+            check_same_model(saved["hyper_parameters"].get("run_config"), cfg, resume_from)
         callbacks = make_callbacks(cfg, ckpt_dir)
         logger = build_logger(cfg["logger"], ckpt_dir.name, output_dir)
     except BaseException:
         discard_output_dir(output_dir)
         raise
-    return datamodule, module, ckpt_dir, callbacks, logger
+    return Prepared(datamodule, module, ckpt_dir, resume_from, callbacks, logger)
 
 
 def discard_output_dir(path: Path) -> None:
@@ -211,12 +230,13 @@ def train(cfg: DictConfig | dict) -> dict:
     start = time.time()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     output_dir = Path(cfg["paths"]["output_dir"])
-    datamodule, module, ckpt_dir, callbacks, logger = prepare(cfg, output_dir)
-    trainer = make_trainer(cfg, callbacks, logger)
+    run = prepare(cfg, output_dir)
+    datamodule, module, ckpt_dir, logger = run.datamodule, run.module, run.ckpt_dir, run.logger
+    trainer = make_trainer(cfg, run.callbacks, logger)
     write_json(output_dir / "config.json", cfg)
     report = {"run_name": ckpt_dir.name, "checkpoint_dir": str(ckpt_dir), "output_dir": str(output_dir)}
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(run.resume_from) if run.resume_from else None)
         report["fit"] = scalar_metrics(trainer.callback_metrics)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)

@@ -1,0 +1,71 @@
+"""Exact resume: a run killed mid-epoch and rerun with ckpt_path=auto ends exactly where an uninterrupted
+run does (weights and every logged number), on CPU. Real subprocesses, each under a timeout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from run_helpers import SMALL_RUN, callback, check, final_weights, read_json, run_train, without_times
+
+from rxlit.training.checkpoint import CheckpointError, read_checkpoint
+from rxlit.training.run import train
+
+RUN = "digits-small_cnn-pgd-none-s0"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run (shared by the resume and requeue tests)."""
+    cwd = tmp_path_factory.mktemp("reference")
+    check(run_train(SMALL_RUN, cwd))
+    return cwd
+
+
+def assert_same_run(resumed_cwd, reference_cwd):
+    """Same final weights, the same metrics.json numbers and the same per-epoch evaluation files."""
+    ref, got = reference_cwd / "outputs" / RUN, resumed_cwd / "outputs" / RUN
+    expected, report = read_json(ref / "metrics.json"), read_json(got / "metrics.json")
+    assert report["status"] == "finished" and report["epochs"] == expected["epochs"] == 3
+    assert report["global_step"] == expected["global_step"] == 12
+    assert without_times(report["fit"]) == without_times(expected["fit"])
+    assert report["test"] == expected["test"]
+    weights = final_weights(resumed_cwd / "checkpoints" / RUN / "last.ckpt")
+    reference_weights = final_weights(reference_cwd / "checkpoints" / RUN / "last.ckpt")
+    assert weights.keys() == reference_weights.keys()
+    for key, value in reference_weights.items():
+        assert torch.equal(weights[key], value), key
+    for epoch in range(3):  # the explanation evaluation after every epoch, keyed noise and all
+        name = f"xai/val_epoch{epoch:03d}.json"
+        ours, theirs = read_json(got / name), read_json(ref / name)
+        assert {k: v for k, v in ours.items() if "time" not in k} == {k: v for k, v in theirs.items() if "time" not in k}
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_auto_resume_is_exact(reference, tmp_path):
+    killed = run_train([*SMALL_RUN, callback("KillAt", step=6)], tmp_path)  # epoch 1, third batch
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    saved = read_checkpoint(tmp_path / "checkpoints" / RUN / "last.ckpt")
+    assert saved["epoch"] == 0 and saved["global_step"] == 4  # the resume point: the end of epoch 0
+    assert {"torch", "numpy", "python"} <= set(saved["rng_states"])
+    check(run_train([*SMALL_RUN, "ckpt_path=auto"], tmp_path))
+    assert_same_run(tmp_path, reference)
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == [RUN]  # one folder, shared
+
+
+def test_not_a_checkpoint_is_a_checkpoint_error(make_cfg, tmp_path):
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    for path, words in (("/etc/passwd", "not a torch checkpoint"), (empty, "empty file"), (tmp_path, "is a folder")):
+        with pytest.raises(CheckpointError, match=words):
+            train(make_cfg([f"ckpt_path={path}"]))
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_resume_with_another_model_config_names_the_keys(make_cfg, tmp_path):
+    first = train(make_cfg([]))
+    with pytest.raises(CheckpointError, match=r"optim\.lr: 0\.05 in the checkpoint, 0\.2 now; seed: 0 in the "
+                                              r"checkpoint, 1 now.*ckpt_path=new"):
+        train(make_cfg(["optim.lr=0.2", "seed=1", f"ckpt_path={first['last_checkpoint']}"]))
+    # epochs, logging, evaluation and data location may change on resume
+    resumed = train(make_cfg(["trainer.max_epochs=2", "data.root=elsewhere", "ckpt_path=auto"]))
+    assert resumed["checkpoint_dir"] == first["checkpoint_dir"] and resumed["epochs"] == 2
