@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from rxlit.analysis.study import run_study, study_run_dir
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+@hydra.main(version_base="1.3", config_path="../configs", config_name="study")
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     # train.yaml's hydra.run.dir wins over an experiment file's, so the study picks its own folder:
