@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -37,14 +38,16 @@ class KillAt(Callback):
 
 
 class SignalAt(Callback):
-    """Send ``signum`` to this process at ``step``, as SLURM does before a job's time limit."""
+    """Send ``signum`` to this process at ``step``, as SLURM does before a job's time limit; then let
+    ``wait_s`` seconds pass (a slow step)."""
 
-    def __init__(self, step: int, signum: str = "SIGUSR1"):
-        self.step, self.signum = step, getattr(signal, signum)
+    def __init__(self, step: int, signum: str = "SIGUSR1", wait_s: float = 0.0):
+        self.step, self.signum, self.wait_s = step, getattr(signal, signum), wait_s
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signum)
+            time.sleep(self.wait_s)
 
 
 def callback(name: str, **kwargs) -> str:

@@ -3,6 +3,8 @@ run does (weights and every logged number), on CPU. Real subprocesses, each unde
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from run_helpers import SMALL_RUN, callback, check, final_weights, read_json, run_train, without_times
@@ -69,3 +71,46 @@ def test_resume_with_another_model_config_names_the_keys(make_cfg, tmp_path):
     # epochs, logging, evaluation and data location may change on resume
     resumed = train(make_cfg(["trainer.max_epochs=2", "data.root=elsewhere", "ckpt_path=auto"]))
     assert resumed["checkpoint_dir"] == first["checkpoint_dir"] and resumed["epochs"] == 2
+
+
+# What sbatch sets in a one-task batch job (Lightning detects SLURM from these), and an scontrol that
+# records what it was asked instead of talking to a cluster.
+SLURM_ENV = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "rxlit", "SLURM_NTASKS": "1", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
+
+
+def fake_slurm(folder) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    scontrol = folder / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {folder / "scontrol.log"}\n')
+    scontrol.chmod(0o755)
+    return {**SLURM_ENV, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.mark.slow
+def test_slurm_signal_requeues_and_the_requeued_job_resumes_exactly(reference, tmp_path):
+    env = fake_slurm(tmp_path / "bin")
+    # SLURM's pre-timeout signal in the middle of epoch 1: the run finishes that epoch, requeues, stops
+    first = check(run_train([*SMALL_RUN, callback("SignalAt", step=6)], tmp_path, env))
+    assert (tmp_path / "bin" / "scontrol.log").read_text().split() == ["requeue", "4242"]
+    report = read_json(tmp_path / "outputs" / RUN / "metrics.json")
+    assert report["status"] == "requeued" and report["global_step"] == 8, first.stdout[-2000:]
+    assert read_checkpoint(tmp_path / "checkpoints" / RUN / "last.ckpt")["epoch"] == 1
+    # SLURM starts the same command again: ckpt_path is auto in a SLURM job
+    check(run_train(SMALL_RUN, tmp_path, {**env, "SLURM_RESTART_COUNT": "1"}))
+    assert_same_run(tmp_path, reference)
+    assert (tmp_path / "bin" / "scontrol.log").read_text().count("requeue") == 1
+
+
+def test_slurm_grace_ran_out_requeues_mid_epoch(make_cfg, tmp_path, monkeypatch):
+    for key, value in fake_slurm(tmp_path / "bin").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    report = train(make_cfg(["trainer.max_epochs=3", "trainer.limit_train_batches=4", "slurm.grace_s=0.5",
+                             callback("SignalAt", step=5, wait_s=2)]))
+    # the grace period ends during step 5: requeued (the array task), stopped after the step in flight
+    assert (tmp_path / "bin" / "scontrol.log").read_text().split() == ["requeue", "77_3"]
+    assert report["status"] == "requeued" and report["global_step"] == 6
+    assert report["checkpoint_dir"].endswith("digits-small_cnn-none-none-s0_a3")
+    assert read_checkpoint(report["last_checkpoint"])["epoch"] == 0  # the requeued job repeats epoch 1

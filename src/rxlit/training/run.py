@@ -36,10 +36,12 @@ from rxlit.training.module import RxLitModule
 from rxlit.training.optim import build_optimizer, build_scheduler
 from rxlit.training.resume import ExactResume
 from rxlit.training.size import check_model_size
+from rxlit.training.slurm import JobRequeued, check_slurm, requeue_callback, slurm_gpus, slurm_plugins
 from rxlit.training.summary import print_summary
 
 # hydra.run.dir: outputs/<the run's checkpoint folder name>, one stable folder per run (configs/train.yaml)
 OmegaConf.register_new_resolver("rxlit_run_key", run_dir_name, replace=True)
+OmegaConf.register_new_resolver("rxlit_slurm_gpus", slurm_gpus, replace=True)  # hydra/launcher=slurm
 
 
 def to_dict(cfg: DictConfig | dict) -> dict:
@@ -89,6 +91,7 @@ def make_callbacks(cfg: dict, ckpt_dir: Path) -> list[Callback]:
     if spec.get("lr_monitor") and cfg["logger"]["name"] != "none":
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     callbacks.extend(make_extra_callbacks(cfg))
+    callbacks.extend(requeue_callback(cfg.get("slurm")))
     callbacks.extend(user_callbacks(spec.get("extra") or []))
     return callbacks
 
@@ -135,6 +138,7 @@ def make_trainer(cfg: dict, callbacks: list[Callback], logger) -> L.Trainer:
     if progress_bar(cfg) == "none":
         spec["enable_progress_bar"] = False
     spec["strategy"] = ddp_strategy(spec.get("strategy", "auto"), spec.pop("timeout_min", None))
+    spec["plugins"] = [*(spec.get("plugins") or []), *slurm_plugins()]
     return L.Trainer(**spec, callbacks=callbacks, logger=logger if logger is not None else False,
                      default_root_dir=cfg["paths"]["output_dir"])
 
@@ -199,6 +203,7 @@ def prepare(cfg: dict, output_dir: Path) -> Prepared:
     a folder, a checkpoint or a W&B run; on failure the (empty) Hydra output folder is removed again."""
     try:
         check_trainer(cfg)
+        check_slurm(cfg.get("slurm"))
         check_optimisation(cfg)
         datamodule = make_datamodule(cfg["data"], cfg["seed"])
         datamodule.setup()  # reads (or fails to find) the data files now
@@ -243,6 +248,8 @@ def train(cfg: DictConfig | dict) -> dict:
         report["test"] = scalar_metrics(tested[0]) if tested else {}
         report.update(status="finished", best_checkpoint=best, epochs=trainer.current_epoch,
                       global_step=trainer.global_step)
+    except JobRequeued as err:  # SLURM runs this command again; it resumes from last.ckpt
+        report.update(status="requeued", note=str(err), epochs=trainer.current_epoch, global_step=trainer.global_step)
     except BaseException as err:
         last = ckpt_dir / "last.ckpt"
         if is_collective_failure(err):  # a hang turned into an error by the DDP timeout: say what it means
