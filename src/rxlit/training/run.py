@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,7 +250,7 @@ def train(cfg: DictConfig | dict) -> dict:
         tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         report["test"] = scalar_metrics(tested[0]) if tested else {}
         report.update(status="finished", best_checkpoint=best, epochs=trainer.current_epoch,
-                      global_step=trainer.global_step)
+                      global_step=trainer.global_step, world_size=trainer.world_size)
     except JobRequeued as err:  # SLURM runs this command again; it resumes from last.ckpt
         report.update(status="requeued", note=str(err), epochs=trainer.current_epoch, global_step=trainer.global_step)
     except BaseException as err:
@@ -267,4 +270,51 @@ def train(cfg: DictConfig | dict) -> dict:
         finish_wandb(logger)
     if trainer.is_global_zero:
         print_summary(report)
+    return report
+
+
+# ----------------------------------------------------------------------------------- Hydra entry
+def launches_own_processes(cfg: dict) -> bool:
+    """True when Lightning would start this run's other ranks itself (DDP on one machine), as opposed
+    to a cluster manager that starts every rank (SLURM's srun, torchrun)."""
+    strategy = cfg["trainer"].get("strategy")
+    if not isinstance(strategy, str) or not strategy.startswith(("ddp", "fsdp", "deepspeed")):
+        return False
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    return not (SLURMEnvironment.detect() or TorchElasticEnvironment.detect() or "LOCAL_RANK" in os.environ)
+
+
+def train_hydra_job(cfg: DictConfig) -> dict:
+    """``scripts/train.py``'s task. In a sweep (``-m``), a DDP job runs in a fresh process of its own:
+    Lightning starts the other ranks by rerunning the command line, which in a sweep is the whole
+    sweep (and the sweep's first run directory); a single run's command line is just that job."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN or not launches_own_processes(to_dict(cfg)):
+        return train(cfg)
+    return train_job_in_subprocess(list(hc.overrides.task), Path(hc.runtime.output_dir), hc.job.num)
+
+
+def script_command() -> list[str]:
+    import __main__
+
+    spec = getattr(__main__, "__spec__", None)
+    if spec is not None and spec.name:
+        return [sys.executable, "-m", spec.name]
+    return [sys.executable, str(Path(sys.argv[0]).resolve())]
+
+
+def train_job_in_subprocess(overrides: list[str], output_dir: Path, job_num: int) -> dict:
+    """Run one sweep job as a single run (``hydra.run.dir`` = the job's folder) and return its report."""
+    command = [*script_command(), *overrides, f"hydra.run.dir={output_dir}", "hydra.output_subdir=null"]
+    print(f"[sweep] job {job_num}: its own process for its DDP ranks, in {output_dir}", flush=True)
+    code = subprocess.run(command, check=False).returncode
+    metrics = output_dir / "metrics.json"
+    report = json.loads(metrics.read_text()) if metrics.is_file() else {}
+    if code != 0:
+        raise RuntimeError(f"sweep job {job_num} ({' '.join(overrides)}) failed with exit code {code}; "
+                           f"its log: {output_dir / 'train.log'}")
     return report
