@@ -27,13 +27,15 @@ SMALL_RUN = [
 
 
 class KillAt(Callback):
-    """SIGKILL this process when training reaches ``step`` (before that step runs)."""
+    """SIGKILL this process when training reaches ``step`` (before that step runs), ``after_s`` seconds
+    later (W&B writes its files every 2 s; a kill loses what it had not written yet)."""
 
-    def __init__(self, step: int):
-        self.step = step
+    def __init__(self, step: int, after_s: float = 0.0):
+        self.step, self.after_s = step, after_s
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
+            time.sleep(self.after_s)
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -81,3 +83,44 @@ def without_times(metrics: dict) -> dict:
 
 def final_weights(ckpt: Path) -> dict[str, torch.Tensor]:
     return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+# ------------------------------------------------------------------------------- W&B offline files
+MEDIA = ("xai/table", "xai/saliency")
+
+
+def wandb_pieces(run_folder: Path) -> list[tuple[str, dict]]:
+    """(run id, offline run) of every W&B offline folder of a run, oldest first."""
+    from rxlit.analysis.wandb_offline import find_offline_runs, read_offline_run
+
+    folders = sorted(p for p in find_offline_runs(run_folder) if p.name.startswith("offline-run-"))
+    return [(p.name.rsplit("-", 1)[-1], read_offline_run(p, expect={"test/acc"} if p == folders[-1] else set(),
+                                                            timeout=60 if p == folders[-1] else 5)) for p in folders]
+
+
+def logged_values(histories: list[list[dict]]) -> dict[tuple[int, str], list]:
+    """{(trainer step, key): [values]} of the scalar metrics (not times, media or W&B's own keys)."""
+    out: dict[tuple[int, str], list] = {}
+    for history in histories:
+        for row in history:
+            for key, value in row.items():
+                if key.startswith(("_", "trainer/", *MEDIA)) or key.endswith(("time_s", "cost_fraction")):
+                    continue
+                out.setdefault((row.get("trainer/global_step"), key), []).append(value)
+    return out
+
+
+def wandb_artifacts(offline_folder: Path) -> list[tuple[str, list[str], list[str]]]:
+    """(name, aliases, files) of the model artifacts an offline run logged."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from rxlit.analysis.wandb_offline import _payloads
+
+    found = []
+    for payload in _payloads(next(Path(offline_folder).glob("*.wandb")).read_bytes()):
+        record = pb.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "artifact" and record.artifact.type == "model":
+            art = record.artifact
+            found.append((art.name, sorted(art.aliases), [e.path for e in art.manifest.contents]))
+    return found

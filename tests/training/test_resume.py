@@ -7,7 +7,18 @@ import os
 
 import pytest
 import torch
-from run_helpers import SMALL_RUN, callback, check, final_weights, read_json, run_train, without_times
+from run_helpers import (
+    SMALL_RUN,
+    callback,
+    check,
+    final_weights,
+    logged_values,
+    read_json,
+    run_train,
+    wandb_artifacts,
+    wandb_pieces,
+    without_times,
+)
 
 from rxlit.training.checkpoint import CheckpointError, read_checkpoint
 from rxlit.training.run import train
@@ -40,11 +51,24 @@ def assert_same_run(resumed_cwd, reference_cwd):
         name = f"xai/val_epoch{epoch:03d}.json"
         ours, theirs = read_json(got / name), read_json(ref / name)
         assert {k: v for k, v in ours.items() if "time" not in k} == {k: v for k, v in theirs.items() if "time" not in k}
+    assert_same_wandb_history(got, ref)
+
+
+def assert_same_wandb_history(got, ref):
+    """The pieces of the resumed run form one W&B run whose logged values are the reference's, once each."""
+    pieces, (reference,) = wandb_pieces(got), wandb_pieces(ref)
+    assert len(pieces) == 2 and pieces[0][0] == pieces[1][0]  # one W&B run id, continued
+    assert read_json(got.parents[1] / "checkpoints" / RUN / "wandb.json")["id"] == pieces[0][0]
+    steps = [row["_step"] for _, run in pieces for row in run["history"]]
+    assert steps == sorted(set(steps))  # W&B's steps keep increasing across the pieces: they sync as one
+    values = logged_values([run["history"] for _, run in pieces])
+    assert values == logged_values([reference[1]["history"]])
+    assert all(len(v) == 1 for v in values.values())  # nothing logged twice
 
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_auto_resume_is_exact(reference, tmp_path):
-    killed = run_train([*SMALL_RUN, callback("KillAt", step=6)], tmp_path)  # epoch 1, third batch
+    killed = run_train([*SMALL_RUN, callback("KillAt", step=6, after_s=3)], tmp_path)  # epoch 1, third batch
     assert killed.returncode == -9, killed.stderr[-2000:]
     saved = read_checkpoint(tmp_path / "checkpoints" / RUN / "last.ckpt")
     assert saved["epoch"] == 0 and saved["global_step"] == 4  # the resume point: the end of epoch 0
@@ -52,6 +76,26 @@ def test_sigkill_mid_epoch_then_auto_resume_is_exact(reference, tmp_path):
     check(run_train([*SMALL_RUN, "ckpt_path=auto"], tmp_path))
     assert_same_run(tmp_path, reference)
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == [RUN]  # one folder, shared
+
+
+@pytest.mark.slow
+def test_wandb_summaries_follow_each_metric_direction_and_checkpoints_are_artifacts(reference):
+    ((run_id, run),) = wandb_pieces(reference / "outputs" / RUN)
+    history, summary = run["history"], run["summary"]
+
+    def series(key):
+        return [row[key] for row in history if key in row]
+
+    for key, best in (("val/acc", max), ("val/adv_acc", max), ("train/loss", min), ("val/loss", min),
+                      ("xai/local_lipschitz/grad", min), ("xai/infidelity/grad", min),
+                      ("xai/tan_faithfulness/grad", max)):
+        values = series(key)
+        assert len(values) == 3, key  # one per epoch
+        assert summary[key] == {best.__name__: best(values), "last": values[-1]}, key
+    folder = next((reference / "outputs" / RUN / "wandb").glob("offline-run-*"))
+    assert sorted(wandb_artifacts(folder)) == [(f"model-{run_id}", ["best", "latest"], ["best.ckpt"]),
+                                               (f"model-{run_id}", ["latest"], ["last.ckpt"])]
+    assert read_json(reference / "outputs" / RUN / "metrics.json")["wandb_artifact"] == f"model-{run_id}"
 
 
 def test_not_a_checkpoint_is_a_checkpoint_error(make_cfg, tmp_path):

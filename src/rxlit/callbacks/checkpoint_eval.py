@@ -18,7 +18,7 @@ from rxlit.callbacks.evaluate import EvalResult, evaluate_subset
 from rxlit.callbacks.saliency import saliency_grid, saliency_maps
 from rxlit.callbacks.spec import EvalSpec, parse_spec
 from rxlit.callbacks.tables import markdown, nested, rich_tables
-from rxlit.training.checkpoint import CheckpointError, load_model, read_checkpoint
+from rxlit.training.checkpoint import CheckpointError, checkpoint_origin, load_model, read_checkpoint
 
 # What must agree between the checkpoint's data set and the one it is evaluated on.
 DATA_KEYS = ("num_classes", "in_chans", "image_size")
@@ -92,7 +92,7 @@ def evaluate_checkpoint(cfg: DictConfig | dict) -> dict:
     epoch = int(cfg["epoch"]) if cfg.get("epoch") is not None else int(ckpt.get("epoch", 0))
     subset = datamodule.eval_subset(spec.n_examples, split=spec.split)
     result = evaluate_subset(model, *subset, spec, epoch, attack=attack)
-    payload = {"checkpoint": str(path), "epoch": epoch, "split": spec.split, "seed": spec.seed,
+    payload = {"checkpoint": str(path), "trained": checkpoint_origin(path, ckpt), "epoch": epoch, "split": spec.split, "seed": spec.seed,
                "n_examples": int(subset[0].shape[0]), "time_s": result.time_s,
                "scalars": result.scalars(), "metrics": nested(result.summaries), "summaries": result.summaries}
     out = Path(cfg.get("output_dir") or ".")
@@ -101,7 +101,7 @@ def evaluate_checkpoint(cfg: DictConfig | dict) -> dict:
     title = f"{Path(path).parent.name}/{Path(path).name}: {spec.split}, {payload['n_examples']} examples"
     (out / "metrics.md").write_text(markdown(result.summaries, title=title))
     print_tables(result, title)
-    log_result(cfg, spec, model, subset, result, Path(path).parent.name, out)
+    log_result(cfg, spec, model, subset, result, Path(path).parent.name, out, origin=payload["trained"])
     return payload
 
 
@@ -113,9 +113,10 @@ def print_tables(result: EvalResult, title: str) -> None:
         console.print(table)
 
 
-def log_result(cfg: dict, spec: EvalSpec, model, subset, result: EvalResult, run_name: str, out: Path) -> None:
+def log_result(cfg: dict, spec: EvalSpec, model, subset, result: EvalResult, run_name: str, out: Path,
+               origin: dict | None = None) -> None:
     """Scalars to the configured logger; to W&B also the results table and the saliency grid."""
-    from rxlit.training.loggers import build_logger
+    from rxlit.training.loggers import build_logger, record_evaluated_checkpoint
     from rxlit.training.run import finish_wandb
 
     logger = build_logger(cfg.get("logger") or {"name": "none"}, f"eval-{run_name}", out)
@@ -123,6 +124,8 @@ def log_result(cfg: dict, spec: EvalSpec, model, subset, result: EvalResult, run
         return
     try:
         logger.log_hyperparams({k: v for k, v in cfg.items() if k != "hydra"})
+        if origin:
+            record_evaluated_checkpoint(logger, origin)
         logger.log_metrics({k: float(v) for k, v in result.scalars().items()}, step=result.epoch)
         grid = None
         if spec.n_saliency_examples > 0 and spec.methods:

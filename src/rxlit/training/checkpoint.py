@@ -78,6 +78,15 @@ def run_key(run_name: str) -> str:
     return f"{run_name}_a{task}" if task else run_name
 
 
+def checkpoint_origin(path: str | Path, ckpt: dict) -> dict:
+    """Which run, epoch and W&B artifact a checkpoint comes from (recorded by scripts/eval.py)."""
+    wandb_run = ckpt.get("wandb_run") or {}
+    alias = {"best.ckpt": "best", "last.ckpt": "latest"}.get(Path(path).name)
+    artifact = f"{wandb_run['artifact']}:{alias}" if wandb_run.get("artifact") and alias else None
+    return {"path": str(Path(path).resolve()), "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"),
+            "wandb_run": wandb_run.get("id"), "wandb_project": wandb_run.get("project"), "artifact": artifact}
+
+
 def unique_run_dir(root: str | Path, name: str) -> Path:
     """<root>/<name>/, or <name>-2, -3... when that folder already holds checkpoints, so a new run never
     overwrites finished work."""

@@ -34,7 +34,7 @@ from rxlit.distributed import (
     stop_other_ranks,
 )
 from rxlit.training.checkpoint import check_same_model, read_checkpoint, run_dir_name, run_folder
-from rxlit.training.loggers import build_logger
+from rxlit.training.loggers import RunWandbLogger, WandbRunRecord, build_logger
 from rxlit.training.module import RxLitModule
 from rxlit.training.optim import build_optimizer, build_scheduler
 from rxlit.training.resume import ExactResume
@@ -164,6 +164,14 @@ def write_json(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
+def log_checkpoints(cfg: dict, logger, best: str, last: Path, report: dict) -> None:
+    """best.ckpt and last.ckpt as W&B artifacts (``logger.log_checkpoints``, on by default)."""
+    if not isinstance(logger, RunWandbLogger) or not cfg["logger"].get("log_checkpoints", True):
+        return
+    report["wandb_artifact"] = logger.log_checkpoints(
+        {"best": best, "latest": last}, {"run": report["run_name"], "epochs": report["epochs"], **report.get("test", {})})
+
+
 def finish_wandb(logger) -> None:
     from lightning.pytorch.loggers import WandbLogger
 
@@ -217,7 +225,9 @@ def prepare(cfg: dict, output_dir: Path) -> Prepared:
             saved = read_checkpoint(resume_from)
             check_same_model(saved["hyper_parameters"].get("run_config"), cfg, resume_from)
         callbacks = make_callbacks(cfg, ckpt_dir)
-        logger = build_logger(cfg["logger"], ckpt_dir.name, output_dir)
+        logger = build_logger(cfg["logger"], ckpt_dir.name, output_dir, state_dir=ckpt_dir)
+        if isinstance(logger, RunWandbLogger):
+            callbacks.append(WandbRunRecord(logger))
     except BaseException:
         discard_output_dir(output_dir)
         raise
@@ -251,6 +261,7 @@ def train(cfg: DictConfig | dict) -> dict:
         report["test"] = scalar_metrics(tested[0]) if tested else {}
         report.update(status="finished", best_checkpoint=best, epochs=trainer.current_epoch,
                       global_step=trainer.global_step, world_size=trainer.world_size)
+        log_checkpoints(cfg, logger, best, ckpt_dir / "last.ckpt", report)
     except JobRequeued as err:  # SLURM runs this command again; it resumes from last.ckpt
         report.update(status="requeued", note=str(err), epochs=trainer.current_epoch, global_step=trainer.global_step)
     except BaseException as err:
