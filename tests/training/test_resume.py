@@ -76,6 +76,9 @@ def test_sigkill_mid_epoch_then_auto_resume_is_exact(reference, tmp_path):
     check(run_train([*SMALL_RUN, "ckpt_path=auto"], tmp_path))
     assert_same_run(tmp_path, reference)
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == [RUN]  # one folder, shared
+    log = (tmp_path / "outputs" / RUN / "train.log").read_text()  # both attempts, in order
+    assert log.index(f"run {RUN}: new run") < log.index("epoch 0 (1 of 3)") < log.index(f"run {RUN}: resuming")
+    assert f"checkpoints/{RUN}/last.ckpt (ckpt_path=auto)" in log and f"run {RUN} finished" in log
 
 
 @pytest.mark.slow
@@ -96,6 +99,28 @@ def test_wandb_summaries_follow_each_metric_direction_and_checkpoints_are_artifa
     assert sorted(wandb_artifacts(folder)) == [(f"model-{run_id}", ["best", "latest"], ["best.ckpt"]),
                                                (f"model-{run_id}", ["latest"], ["last.ckpt"])]
     assert read_json(reference / "outputs" / RUN / "metrics.json")["wandb_artifact"] == f"model-{run_id}"
+
+
+@pytest.mark.slow
+def test_run_folder_has_the_log_and_the_summary(reference):
+    folder = reference / "outputs" / RUN
+    report = read_json(folder / "metrics.json")
+    log = (folder / "train.log").read_text()
+    for epoch in range(3):
+        assert f"epoch {epoch} ({epoch + 1} of 3): " in log
+    assert "GPU available: False" in log  # Lightning's own messages reach the file too
+    assert f"test/acc {report['test']['test/acc']:.4g}" in log and f"run {RUN} finished" in log
+    summary = (folder / "summary.md").read_text()
+    assert summary.startswith(f"# rxlit run {RUN}") and "status: finished, 3 epochs, step 12" in summary
+    assert f"| val/acc | {report['fit']['val/acc']:.4f} |" in summary
+    assert "| method | bound_ratio | infidelity | local_lipschitz | tan_faithfulness |" in summary
+
+
+def test_run_started_from_python_writes_its_log_too(make_cfg, tmp_path):
+    report = train(make_cfg(["trainer.max_epochs=2"]))
+    log = (tmp_path / "out" / "train.log").read_text()
+    assert "epoch 1 (2 of 2): " in log and f"test/loss {report['test']['test/loss']:.4g}" in log
+    assert "status: finished, 2 epochs" in (tmp_path / "out" / "summary.md").read_text()
 
 
 def test_not_a_checkpoint_is_a_checkpoint_error(make_cfg, tmp_path):

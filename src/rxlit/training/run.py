@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import (
     RichProgressBar,
     TQDMProgressBar,
 )
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from rxlit.console import quiet_known_noise
@@ -38,9 +38,10 @@ from rxlit.training.loggers import RunWandbLogger, WandbRunRecord, build_logger
 from rxlit.training.module import RxLitModule
 from rxlit.training.optim import build_optimizer, build_scheduler
 from rxlit.training.resume import ExactResume
+from rxlit.training.runlog import EpochLog, log, metric_line, run_log
 from rxlit.training.size import check_model_size
 from rxlit.training.slurm import JobRequeued, check_slurm, requeue_callback, slurm_gpus, slurm_plugins
-from rxlit.training.summary import print_summary
+from rxlit.training.summary import print_summary, write_summary
 
 # hydra.run.dir: outputs/<the run's checkpoint folder name>, one stable folder per run (configs/train.yaml)
 OmegaConf.register_new_resolver("rxlit_run_key", run_dir_name, replace=True)
@@ -85,6 +86,7 @@ def make_callbacks(cfg: dict, ckpt_dir: Path) -> list[Callback]:
         ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
                         enable_version_counter=False, save_on_train_epoch_end=True),
         ExactResume(cfg["seed"]),
+        EpochLog(),
     ]
     bar = progress_bar(cfg)
     if bar == "rich":
@@ -242,13 +244,31 @@ def discard_output_dir(path: Path) -> None:
 
 
 def train(cfg: DictConfig | dict) -> dict:
-    """Train, validate every epoch, test the best checkpoint; write config.json and metrics.json."""
+    """Train, validate every epoch, test the best checkpoint; write config.json, metrics.json,
+    summary.md and the run's log (train.log)."""
     cfg = to_dict(cfg)
     quiet_known_noise()
     start = time.time()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     output_dir = Path(cfg["paths"]["output_dir"])
     run = prepare(cfg, output_dir)
+    with run_log(output_dir, write=rank_zero_only.rank == 0):
+        log_start(cfg, run, output_dir)
+        report = fit_and_test(cfg, run, output_dir, start)
+    return report
+
+
+def log_start(cfg: dict, run: Prepared, output_dir: Path) -> None:
+    what = f"{cfg['data']['name']} {cfg['model']['name']} adv={cfg['adv']['name']} reg={cfg['reg']['name']} " \
+           f"seed={cfg['seed']}, {cfg['trainer'].get('max_epochs')} epochs"
+    if run.resume_from is not None:
+        log.info("run %s: resuming %s (ckpt_path=%s); %s", run.ckpt_dir.name, run.resume_from, cfg.get("ckpt_path"), what)
+    else:
+        log.info("run %s: new run in %s; %s", run.ckpt_dir.name, run.ckpt_dir, what)
+    log.info("outputs in %s", output_dir)
+
+
+def fit_and_test(cfg: dict, run: Prepared, output_dir: Path, start: float) -> dict:
     datamodule, module, ckpt_dir, logger = run.datamodule, run.module, run.ckpt_dir, run.logger
     trainer = make_trainer(cfg, run.callbacks, logger)
     write_json(output_dir / "config.json", cfg)
@@ -270,6 +290,7 @@ def train(cfg: DictConfig | dict) -> dict:
             err = explain_collective_failure(err, trainer, cfg["trainer"].get("timeout_min"),
                                              str(last) if last.exists() else None)
         report.update(status="failed", error=f"{err.__class__.__name__}: {err}")
+        log.error("run %s failed: %s", ckpt_dir.name, report["error"], exc_info=not isinstance(err, CollectiveTimeoutError))
         stop_other_ranks(trainer)
         if isinstance(err, CollectiveTimeoutError):
             raise err from None
@@ -279,9 +300,22 @@ def train(cfg: DictConfig | dict) -> dict:
         report["wall_time_s"] = round(time.time() - start, 2)
         write_json(output_dir / "metrics.json", report)
         finish_wandb(logger)
+        if trainer.is_global_zero:
+            log_end(report)
+            write_summary(report, output_dir / "summary.md")
     if trainer.is_global_zero:
         print_summary(report)
     return report
+
+
+def log_end(report: dict) -> None:
+    status = report.get("status", "failed")
+    log.info("run %s %s after %.1f s: %s epochs, step %s", report["run_name"], status, report["wall_time_s"],
+             report.get("epochs"), report.get("global_step"))
+    if report.get("test"):
+        log.info("test (best checkpoint %s): %s", report.get("best_checkpoint"), metric_line(report["test"]))
+    if report.get("note"):
+        log.info("%s", report["note"])
 
 
 # ----------------------------------------------------------------------------------- Hydra entry
