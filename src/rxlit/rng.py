@@ -132,7 +132,9 @@ class ExampleRNG:
 
     def __init__(self, seed: int, index: Tensor | Sequence[int], epoch: int = 0, stream: int = 0):
         self.seed = int(seed)
-        self.index = torch.as_tensor(index, dtype=torch.int64).reshape(-1)
+        # Keys live on the CPU (one per example): the metrics combine them with CPU counters, and
+        # each draw moves its hashed keys to the requested device, so an index given on a GPU works.
+        self.index = torch.as_tensor(index, dtype=torch.int64).reshape(-1).cpu()
         self.epoch = int(epoch)
         self.stream = int(stream)
 
@@ -144,6 +146,7 @@ class ExampleRNG:
 
     def subset(self, rows: Tensor | slice) -> ExampleRNG:
         """The generator of a subset of the examples, at the same stream position."""
+        rows = rows.cpu() if isinstance(rows, Tensor) else rows
         return ExampleRNG(self.seed, self.index[rows], self.epoch, self.stream)
 
     def spawn(self) -> ExampleRNG:

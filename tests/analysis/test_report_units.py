@@ -7,7 +7,15 @@ import json
 import pytest
 import torch
 
-from rxlit.analysis.report import find_results, format_cell, markdown_table, write_report
+from rxlit.analysis.report import (
+    _pyplot,
+    find_results,
+    format_cell,
+    markdown_table,
+    place_labels,
+    plot_saliency,
+    write_report,
+)
 from rxlit.analysis.studies.infidelity_table import smoothed_explanation
 from rxlit.analysis.study import compose_train, config_hash, study_settings
 from rxlit.explain import explain
@@ -61,11 +69,13 @@ def test_report_from_minimal_results(tmp_path):
                "tables": [], "scatters": [], "saliency": [],
                "curves": [{"title": "c", "x_label": "s", "y_label": "v", "file": "c.png", "log_x": True,
                            "series": [{"label": "a", "x": [0.1, 1], "mean": [1, 2], "low": [0.5, 1], "high": [2, 3]}]}],
-               "claims": [{"claim": "C", "paper": "p", "measured": "m", "reproduced": False, "why": "w"}]}
+               "claims": [{"claim": "C", "paper": "p", "measured": "m", "verdict": "not reproduced", "why": "w"},
+                          {"claim": "D", "paper": "p", "measured": "m", "verdict": "inconclusive", "why": "v"}]}
     (run / "results.json").write_text(json.dumps(results))
     report = write_report(run, reports=tmp_path / "reports", wandb=False)
     text = report.read_text()
-    assert "0 of 1 claims reproduced" in text and "**Not reproduced**: C. w." in text
+    assert "0 of 2 claims reproduced, 1 not reproduced, 1 inconclusive" in text
+    assert "**Not reproduced**: C. w." in text and "**Inconclusive**: D. v." in text
     assert (report.parent / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -78,3 +88,27 @@ def test_study_settings_and_hash():
     base = {"data": {"name": "digits", "root": "a"}, "trainer": {"max_epochs": 1}, "seed": 0}
     assert config_hash(base) == config_hash({**base, "data": {"name": "digits", "root": "b"}})  # paths ignored
     assert config_hash(base) != config_hash({**base, "trainer": {"max_epochs": 2}})
+
+
+def test_point_labels_do_not_overlap():
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    xs, ys = [1.0, 1.02, 1.04, 1.05, 2.0, 2.01, 3.0, 3.01, 3.02], [1.0, 1.01, 1.03, 1.0, 2.0, 2.02, 1.5, 1.52, 1.49]
+    ax.plot(xs, ys, "o")
+    texts = place_labels(fig, ax, [(f"model_{i}", x, y) for i, (x, y) in enumerate(zip(xs, ys, strict=True))])
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    assert len(boxes) == 9
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)
+
+
+def test_saliency_grid_uses_a_shared_signed_scale_with_colour_bars(tmp_path):
+    grid = torch.randn(3, 3, 8, 8).numpy()
+    grid[:, 0] = grid[:, 0].clip(0, 1)
+    drawn = plot_saliency(grid, ["input", "a", "b"], "t", tmp_path / "s.png")
+    m = float(abs(grid[:, 1:]).max())
+    assert {clim[1:] for clim in drawn["clims"]} == {(-m, m)}   # one symmetric scale for every panel
+    assert drawn["colorbars"] == 2
+    per_column = plot_saliency(grid, ["input", "a", "b"], "t", tmp_path / "s.png", vmax=[1.0, 2.0])
+    assert {clim for clim in per_column["clims"]} == {(1, -1.0, 1.0), (2, -2.0, 2.0)}

@@ -54,7 +54,7 @@ def test_eval_script_matches_callback_values(trained, tmp_path):
     saved = json.loads((out / "metrics.json").read_text())
     callback = json.loads((root / "out" / "xai" / "val_epoch000.json").read_text())["metrics"]
     assert saved["epoch"] == 0 and saved["split"] == "val" and saved["n_examples"] == 8
-    assert set(saved["summaries"]) == set(callback)
+    assert set(saved["summaries"]) == set(callback) | {"model/clean_accuracy"}  # eval.py always adds accuracy
     for key, summary in callback.items():
         assert saved["summaries"][key]["mean"] == pytest.approx(summary["mean"], rel=MATCH_RTOL), key
         assert saved["summaries"][key]["mean"] == pytest.approx(report["fit"][key], rel=1e-5), key
@@ -64,6 +64,27 @@ def test_eval_script_matches_callback_values(trained, tmp_path):
     assert "| method | local_lipschitz | tan_faithfulness | infidelity |" in table
     assert "| grad |" in table and "| robust_accuracy |" in table
     assert "local_lipschitz" in proc.stdout
+    assert "normalisation: mean=[0.3053] std=[0.376] (from the checkpoint (rxlit))" in proc.stdout
+    assert (out / "saliency.png").is_file()
+
+
+@pytest.mark.slow
+def test_weights_route_equals_checkpoint_route(trained, tmp_path):
+    """The same train.py checkpoint through weights= (as a foreign Lightning file: prefix found,
+    normalisation read from the file) gives the numbers of ckpt_path=."""
+    from rxlit_configs import compose
+
+    report, _ = trained
+    ckpt = f"{report['checkpoint_dir']}/last.ckpt"
+    tiny = [*TINY_EXPLAIN, "explain.n_saliency_examples=0", "epoch=0", "logger=none"]
+    by_ckpt = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "a", "epoch=0"))
+    by_weights = evaluate_checkpoint(compose("eval", [f"weights={ckpt}", "model=small_cnn", "data=digits",
+                                                      f"output_dir={tmp_path / 'b'}", *tiny]))
+    assert by_weights["format"] == "lightning" and "prefix 'model.backbone.' removed" in by_weights["notes"]
+    assert by_weights["normalization"]["mean"] == pytest.approx(by_ckpt["normalization"]["mean"])
+    assert set(by_weights["summaries"]) == set(by_ckpt["summaries"])
+    for key, summary in by_ckpt["summaries"].items():
+        assert by_weights["summaries"][key]["mean"] == pytest.approx(summary["mean"], rel=1e-6), key
 
 
 @pytest.mark.slow
@@ -97,7 +118,7 @@ def test_missing_and_corrupt_checkpoints_fail_clearly(tmp_path):
         evaluate_checkpoint(eval_cfg(garbage, tmp_path / "o"))
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    with pytest.raises(CheckpointError, match="not written by rxlit's train.py"):
+    with pytest.raises(CheckpointError, match="not written by rxlit's train.py.*use model=<arch> weights="):
         evaluate_checkpoint(eval_cfg(foreign, tmp_path / "o"))
     assert not (tmp_path / "o" / "metrics.json").exists()
 
@@ -129,3 +150,33 @@ def test_eval_refuses_bad_explain_config(trained, tmp_path):
     with pytest.raises(ValueError, match="explain=none evaluates nothing"):
         evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "o", "explain=none", tiny=False))
     assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_callback_eval_and_study_give_the_same_bound_ratios(trained, tmp_path):
+    from rxlit_configs import compose
+
+    from rxlit.analysis.studies.free_lunch import lipschitz_values
+    from rxlit.callbacks.checkpoint_eval import build_data, eval_spec, to_dict
+    from rxlit.training.checkpoint import load_model, read_checkpoint
+
+    report, root = trained
+    ckpt = f"{report['checkpoint_dir']}/last.ckpt"
+    callback = json.loads((root / "out" / "xai" / "val_epoch000.json").read_text())["metrics"]
+    evaluated = evaluate_checkpoint(eval_cfg(ckpt, tmp_path / "e", "split=val"))["summaries"]
+    # the study's evaluation of the same model, examples and keys, with the callback's settings
+    cfg = to_dict(compose("eval", [f"ckpt_path={ckpt}", "split=val", f"output_dir={tmp_path}", *TINY_EXPLAIN]))
+    hparams = read_checkpoint(ckpt)["hyper_parameters"]
+    spec = eval_spec(cfg, int(hparams["seed"]))
+    datamodule, _ = build_data(cfg, hparams, ckpt)
+    x, y, index = datamodule.eval_subset(spec.n_examples, split="val")
+    model, _ = load_model(ckpt)
+    settings = {"methods": spec.methods, "lipschitz": spec.metrics["local_lipschitz"],
+                "model_metric": spec.metrics["model_local_lipschitz"]}
+    study = lipschitz_values(model, x, y, index, settings, seed=spec.seed, epoch=0)["bound_ratio"]
+    assert set(study) == {"smoothgrad", "lime"}
+    for method, ratio in study.items():
+        key = f"xai/bound_ratio/{method}"
+        assert callback[key]["mean"] == pytest.approx(float(ratio.mean()), rel=1e-5), method
+        assert evaluated[key]["mean"] == pytest.approx(float(ratio.mean()), rel=1e-5), method
+        assert callback[key]["n"] == evaluated[key]["n"] == 8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metric_nets import blobs, mlp, smoothgrad_local
+from metric_nets import blobs, digits_model, mlp, smoothgrad_local
 from torch import nn
 
 from rxlit.explain.core import METHODS
@@ -40,3 +40,11 @@ def trained():
 def smoothgrad():
     """rxlit's SmoothGrad when it is registered, else the local stand-in (same keyed noise API)."""
     return "smoothgrad" if "smoothgrad" in METHODS else smoothgrad_local
+
+
+@pytest.fixture(scope="session")
+def digits_mlp():
+    """rxlit's digits MLP (256-256, ReLU) trained 60 full-batch Adam steps (~96% test accuracy);
+    returns (model, 32 test images, their labels)."""
+    model, x, y = digits_model("mlp", seed=0, steps=60)
+    return model, x[:32], y[:32]

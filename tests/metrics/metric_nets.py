@@ -55,3 +55,25 @@ def smoothgrad_local(model, x, target, *, sigma: float = 0.1, n_samples: int = 1
     points = (x.unsqueeze(1) + sigma * z).flatten(0, 1)
     g = input_gradient(model, points, target.repeat_interleave(n), output)
     return g.view(B, n, *x.shape[1:]).mean(1)
+
+
+def digits_model(name: str = "mlp", seed: int = 0, steps: int = 150, **options) -> tuple[nn.Module, torch.Tensor,
+                                                                                           torch.Tensor]:
+    """A digits backbone (rxlit's factory, normalisation included) trained ``steps`` full-batch Adam
+    steps on the digits train split; returns (model in eval mode, test images, test labels)."""
+    from rxlit.data.digits import DigitsDataModule
+    from rxlit.models.factory import build_model
+
+    dm = DigitsDataModule(seed=0)
+    dm.setup("fit")
+    train, test = dm.split("train"), dm.split("test")
+    x, y = train.images[train.indices], train.targets
+    torch.manual_seed(seed)
+    model = build_model(name, num_classes=10, in_chans=1, image_size=8, mean=dm.mean, std=dm.std, **options)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    return model, test.images[test.indices], test.targets

@@ -71,12 +71,18 @@ def test_same_seed_same_numbers_and_torch_generator_is_deterministic(trained):
                                avg_sensitivity(model, x, y, generator=g2, n_samples=5), rtol=0, atol=0)
 
 
-def test_common_noise_removes_the_monte_carlo_error_of_a_stochastic_method(trained):
+def test_common_draws_remove_the_monte_carlo_error_of_a_stochastic_method(trained):
     model, x, y = trained
-    # with the same inner noise at x and its neighbours, SmoothGrad's change is that of a smooth
-    # average of gradients; with fresh noise it also carries the Monte Carlo error of both points
-    fresh = local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, seed=0, sigma=0.01)
-    common = local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, seed=0, sigma=0.01, common_noise=True)
+    # default: the same inner noise at x and its neighbours, so SmoothGrad's change is that of one
+    # fixed average of gradients; independent draws add the Monte Carlo error of both points
+    common = local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, seed=0, sigma=0.01)
+    fresh = local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, seed=0, sigma=0.01, draws="independent")
     assert common.mean() < 0.5 * fresh.mean()
-    with pytest.raises(ValueError, match="ExampleRNG"):
-        local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, common_noise=True)
+    # a torch.Generator gets keys drawn from it, so the draws can be replayed at the neighbours
+    g = [torch.Generator().manual_seed(4) for _ in range(2)]
+    a = local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, sigma=0.01, generator=g[0])
+    torch.testing.assert_close(a, local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, sigma=0.01,
+                                                  generator=g[1]), rtol=0, atol=0)
+    assert a.mean() < 0.5 * fresh.mean()
+    with pytest.raises(ValueError, match="robustness plus Monte Carlo error"):
+        local_lipschitz(model, x, y, smoothgrad_local, n_samples=5, draws="fresh")

@@ -39,7 +39,7 @@ def test_smoothing_lowers_max_sensitivity(trained, smoothgrad):
     # Yeh et al., Theorem 4.1: smoothing an explanation does not increase its sensitivity
     model, x, y = trained
     raw = max_sensitivity(model, x, y, "grad", n_samples=20, radius=0.1, seed=0)
-    smooth = max_sensitivity(model, x, y, smoothgrad, n_samples=20, radius=0.1, seed=0, common_noise=True,
+    smooth = max_sensitivity(model, x, y, smoothgrad, n_samples=20, radius=0.1, seed=0,
                              method_options={"sigma": 0.1})
     assert smooth.mean() < raw.mean()
 

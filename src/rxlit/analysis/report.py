@@ -3,7 +3,8 @@
 The report is generic: a study's results list its tables (cells are numbers, strings or
 ``{"mean", "low", "high"}`` intervals), curves (mean with a confidence band against a swept
 parameter), scatters, saliency grids (arrays in ``saliency.npz``) and claims
-(``claim``, ``paper``, ``measured``, ``reproduced``, ``why``).
+(``claim``, ``paper``, ``measured``, ``verdict`` -- reproduced, not reproduced or inconclusive,
+decided by a confidence interval -- and ``why``).
 """
 
 from __future__ import annotations
@@ -90,54 +91,117 @@ def _label_and_save(plt, fig, ax, spec: dict, path: Path, legend_size: int) -> N
 
 
 def plot_scatter(scatter: dict, path: Path) -> None:
+    """One line of points per series; the first series' points are named, with labels placed so
+    that they do not overlap; the legend sits outside the axes."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
     for series in scatter["series"]:
         ax.plot(series["x"], series["y"], marker="o", ls=":", label=series["label"])
-    first = scatter["series"][0]
-    for name, x, y in zip(first.get("names", []), first["x"], first["y"], strict=False):
-        ax.annotate(name, (x, y), fontsize=6)
     if scatter.get("log"):
         ax.set_xscale("log")
         ax.set_yscale("log")
-    _label_and_save(plt, fig, ax, scatter, path, legend_size=6)
-
-
-def plot_saliency(grid: np.ndarray, col_labels: list[str], title: str, path: Path) -> None:
-    """Rows are examples; column 0 the input (gray), the others attributions (red +, blue -)."""
-    plt = _pyplot()
-    rows, cols = grid.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows + 0.4), squeeze=False)
-    for r in range(rows):
-        for c in range(cols):
-            ax = axes[r][c]
-            img = grid[r, c]
-            if c == 0:
-                ax.imshow(img, cmap="gray")
-            else:
-                m = float(np.abs(img).max()) or 1.0
-                ax.imshow(img, cmap="bwr", vmin=-m, vmax=m)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(col_labels[c], fontsize=6)
-    fig.suptitle(title, fontsize=8)
+    ax.set_xlabel(scatter["x_label"])
+    ax.set_ylabel(scatter["y_label"])
+    ax.set_title(scatter["title"], fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.margins(0.12)
     fig.tight_layout()
+    first = scatter["series"][0]
+    place_labels(fig, ax, list(zip(first.get("names", []), first["x"], first["y"], strict=False)))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
+# Offsets (points) tried in turn for a point's label: right, above, left, below, then further out.
+_OFFSETS = [(4, 3), (4, -9), (-4, 3), (-4, -9), (0, 8), (0, -13), (10, 12), (10, -17), (-10, 12), (-10, -17),
+            (16, 0), (-16, 0), (4, 20), (4, -25)]
+
+
+def place_labels(fig, ax, points: list[tuple[str, float, float]]) -> list:
+    """Annotate points with names whose boxes overlap neither each other nor any plotted marker:
+    each label takes the first offset of :data:`_OFFSETS` whose box is free (greedy; the last one
+    when none is)."""
+    from matplotlib.transforms import Bbox
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    markers = [xy for line in ax.get_lines() for xy in ax.transData.transform(line.get_xydata())]
+    taken = [Bbox.from_extents(mx - 3, my - 3, mx + 3, my + 3) for mx, my in markers]
+    texts = []
+    for name, x, y in points:
+        for i, (dx, dy) in enumerate(_OFFSETS):
+            ha = "left" if dx >= 0 else "right"
+            text = ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=6, ha=ha)
+            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            if i == len(_OFFSETS) - 1 or not any(box.overlaps(other) for other in taken):
+                taken.append(box)
+                texts.append(text)
+                break
+            text.remove()
+    return texts
+
+
+def plot_saliency(grid: np.ndarray, col_labels: list[str], title: str, path: Path,
+                  vmax: list[float] | None = None) -> dict:
+    """Rows are examples; column 0 the input (gray), the others attributions on a signed colour scale
+    (red +, blue -) shared by every row of a column, ``[-vmax, vmax]`` (default: one scale for
+    the whole grid), with a colour bar under each column. Returns ``{"clims": [(lo, hi) per image],
+    "colorbars": count}`` for checks."""
+    plt = _pyplot()
+    rows, cols = grid.shape[:2]
+    if vmax is None:
+        vmax = [float(np.abs(grid[:, 1:]).max()) or 1.0] * (cols - 1)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols, 1.25 * rows + 0.9), squeeze=False)
+    drawn = {"clims": [], "colorbars": 0}
+    for c in range(cols):
+        image = None
+        for r in range(rows):
+            ax = axes[r][c]
+            if c == 0:
+                ax.imshow(grid[r, c], cmap="gray", vmin=0, vmax=1)
+            else:
+                scale = vmax[c - 1] or 1.0
+                image = ax.imshow(grid[r, c], cmap="bwr", vmin=-scale, vmax=scale)
+                drawn["clims"].append((c, *image.get_clim()))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(col_labels[c], fontsize=6)
+        if image is not None:
+            bar = fig.colorbar(image, ax=list(axes[:, c]), orientation="horizontal", fraction=0.08, pad=0.04)
+            bar.ax.tick_params(labelsize=5)
+            bar.ax.locator_params(nbins=3)
+            drawn["colorbars"] += 1
+    fig.suptitle(title, fontsize=7)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return drawn
+
+
+VERDICT_LABELS = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**", "inconclusive": "inconclusive"}
+
+
+def verdict_of(claim: dict) -> str:
+    """A claim's verdict (results written before verdicts had ``reproduced``: True/False/None)."""
+    if "verdict" in claim:
+        return claim["verdict"]
+    return {True: "reproduced", False: "not reproduced"}.get(claim.get("reproduced"), "inconclusive")
+
+
 def claims_section(claims: list[dict]) -> str:
-    n_yes = sum(1 for c in claims if c["reproduced"] is True)
-    lines = ["## Claims", "", f"{n_yes} of {len(claims)} claims reproduced in this run.", "",
-             "| claim | paper | this run | reproduced |", "|---|---|---|---|"]
+    claims = [{**c, "verdict": verdict_of(c)} for c in claims]
+    counts = {v: sum(1 for c in claims if c["verdict"] == v) for v in VERDICT_LABELS}
+    lines = ["## Claims", "",
+             f"{counts['reproduced']} of {len(claims)} claims reproduced, {counts['not reproduced']} not reproduced, "
+             f"{counts['inconclusive']} inconclusive (decided by 95% intervals over examples and seeds; an interval "
+             "that contains the threshold decides nothing).", "",
+             "| claim | paper | this run (95% interval) | verdict |", "|---|---|---|---|"]
     for c in claims:
-        verdict = {True: "**yes**", False: "**no**", None: "n/a"}[c["reproduced"]]
-        lines.append(f"| {escape(c['claim'])} | {escape(c['paper'])} | {escape(c['measured'])} | {verdict} |")
+        lines.append(f"| {escape(c['claim'])} | {escape(c['paper'])} | {escape(c['measured'])} | "
+                     f"{VERDICT_LABELS[c['verdict']]} |")
     lines.append("")
     for i, c in enumerate(claims, 1):
-        verdict = {True: "Reproduced", False: "Not reproduced", None: "Not decided"}[c["reproduced"]]
-        lines.append(f"{i}. **{verdict}**: {c['claim']}. {c['why']}.")
+        lines.append(f"{i}. **{c['verdict'].capitalize()}**: {c['claim']}. {c['why']}.")
     return "\n".join(lines)
 
 
@@ -152,13 +216,13 @@ def write_plots(results: dict, run_dir: Path, out: Path) -> list[str]:
     arrays = np.load(run_dir / "saliency.npz") if (run_dir / "saliency.npz").is_file() else {}
     for grid in results.get("saliency", []):
         if grid["key"] in arrays:
-            plot_saliency(arrays[grid["key"]], grid["col_labels"], grid["title"], out / grid["file"])
+            plot_saliency(arrays[grid["key"]], grid["col_labels"], grid["title"], out / grid["file"], grid.get("vmax"))
             files.append(grid["file"])
     return files
 
 
 def models_section(results: dict) -> str:
-    lines = ["## Models", "", "| model | run name | trained here | train time (s) | training overrides |",
+    lines = ["## Models", "", "| model / seed | run name | trained here | train time (s) | training overrides |",
              "|---|---|---|---|---|"]
     for key, info in results.get("models", {}).items():
         extra = [o for o in info.get("overrides", []) if not o.startswith("experiment=")]
@@ -214,7 +278,8 @@ def log_wandb(results: dict, out: Path, plots: list[str], run_dir: Path) -> None
         run.log({f"table_{i}": wandb.Table(columns=table["columns"], data=rows)})
     run.log({p.removesuffix(".png"): wandb.Image(str(out / p)) for p in plots})
     claims = results.get("claims", [])
-    run.summary["claims_reproduced"] = sum(1 for c in claims if c["reproduced"] is True)
+    for verdict in VERDICT_LABELS:
+        run.summary[f"claims_{verdict.replace(' ', '_')}"] = sum(1 for c in claims if verdict_of(c) == verdict)
     run.summary["claims_total"] = len(claims)
     run.finish()
 

@@ -4,13 +4,17 @@ A study is a function ``run(ctx) -> dict`` registered in :data:`STUDIES` (see
 ``rxlit.analysis.studies``); its settings live in ``configs/experiment/<name>.yaml`` under
 ``study:``. The context gives it:
 
-* ``ctx.model(key)``: the trained network for one of ``study.models`` (``key: [overrides]``),
-  trained through :func:`rxlit.training.run.train` or reused from ``checkpoints/<run name>/`` when a
-  checkpoint of the same training config exists. The run name ends in a hash of the resolved
-  training config, so any change (epochs, eps, model, data) trains a new model and the same
-  model is shared between studies (the standard model of ``free_lunch`` serves the others).
+* ``ctx.model(key, seed)``: the trained network for one of ``study.models`` (``key: [overrides]``)
+  and one of ``study.seeds`` (every model is trained once per seed: claims are decided across
+  seeds), trained through :func:`rxlit.training.run.train` or reused from
+  ``checkpoints/<run name>/`` when a checkpoint of the same training config exists. The run name
+  ends in a hash of the resolved training config, so any change (epochs, eps, model, data, seed)
+  trains a new model and the same model is shared between studies (the standard models of
+  ``free_lunch`` serve the others). Every seed trains on the same data split
+  (``data.seed = study.data_seed``), so the evaluation subset is held out for all of them.
 * ``ctx.subset()``: a fixed stratified subset ``(x, y, index)`` of ``study.split``; metrics get
-  ``seed=study.seed, index=index`` so every example's noise is keyed and reproducible.
+  ``seed=study.seed, index=index`` so every example's noise is keyed and reproducible, and every
+  model is evaluated with the same draws (paired comparisons).
 
 ``results.json`` holds everything the report needs (tables, curves, scatters, claims, the
 commands and the resolved configs); ``saliency.npz`` holds the arrays of saliency grids.
@@ -94,26 +98,31 @@ class StudyContext:
         self._models: dict[str, torch.nn.Module] = {}
         self._subset = None
         self.seed = int(self.study.get("seed", cfg.get("seed", 0)))
+        self.seeds = [int(v) for v in self.study.get("seeds") or [self.seed]]
+        self.data_seed = int(self.study.get("data_seed", 0))
         self.device = torch.device(self.study.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     # --- models ------------------------------------------------------------------------------
-    def training_overrides(self, key: str) -> list[str]:
+    def training_overrides(self, key: str, seed: int | None = None) -> list[str]:
         specs = self.study.get("models") or {}
         if key not in specs:
             raise KeyError(f"model {key!r} is not in study.models ({sorted(specs)})")
         tiny = (self.study.get("tiny") or {}).get("train") or [] if self.study.get("use_tiny") else []
-        return [*self.overrides, *(self.study.get("train") or []), *tiny, *(specs[key] or [])]
+        seed = self.seeds[0] if seed is None else int(seed)
+        return [*self.overrides, *(self.study.get("train") or []), *tiny, *(specs[key] or []),
+                f"seed={seed}", f"data.seed={self.data_seed}"]
 
-    def model(self, key: str) -> torch.nn.Module:
-        if key not in self._models:
-            self._models[key] = self._train_or_reuse(key)
-        return self._models[key]
+    def model(self, key: str, seed: int | None = None) -> torch.nn.Module:
+        seed = self.seeds[0] if seed is None else int(seed)
+        if (key, seed) not in self._models:
+            self._models[key, seed] = self._train_or_reuse(key, seed)
+        return self._models[key, seed]
 
-    def _train_or_reuse(self, key: str) -> torch.nn.Module:
+    def _train_or_reuse(self, key: str, seed: int) -> torch.nn.Module:
         from rxlit.training.checkpoint import load_model
         from rxlit.training.run import to_dict, train
 
-        overrides = self.training_overrides(key)
+        overrides = self.training_overrides(key, seed)
         probe = to_dict(compose_train([*overrides, f"paths.output_dir={self.run_dir / 'models' / key}"]))
         run_name = f"{probe['data']['name']}-{probe['model']['name']}-{key}-s{probe['seed']}-{config_hash(probe)}"
         ckpt_dir = Path(probe["paths"]["checkpoints"]) / run_name
@@ -138,7 +147,7 @@ class StudyContext:
             info["reused"] = False
         info["load_time_s"] = round(time.time() - start, 2)
         info["config"] = {k: probe.get(k) for k in TRAINING_KEYS}
-        self.models_info[key] = info
+        self.models_info[f"{key}/s{seed}"] = info
         model, _ = load_model(info["checkpoint"], device=self.device)
         return model
 
@@ -148,7 +157,7 @@ class StudyContext:
         if self._subset is None:
             from rxlit.training.run import make_datamodule, to_dict
 
-            cfg = to_dict(compose_train([*self.overrides, "paths.output_dir=unused"]))
+            cfg = to_dict(compose_train([*self.overrides, f"data.seed={self.data_seed}", "paths.output_dir=unused"]))
             dm = make_datamodule(cfg["data"], cfg["seed"])
             dm.setup("test")
             x, y, index = dm.eval_subset(int(self.study["n_examples"]), self.study.get("split", "test"))

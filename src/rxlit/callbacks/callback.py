@@ -14,6 +14,7 @@ from rxlit.callbacks.progress import EvalProgress
 from rxlit.callbacks.saliency import pick_maps, saliency_grid, saliency_maps, save_png
 from rxlit.callbacks.spec import EvalSpec
 from rxlit.distributed import collective_section
+from rxlit.explain.core import eval_mode
 
 TABLE_COLUMNS = ["epoch", "split", "method", "metric", "mean", "ci_low", "ci_high", "n"]
 
@@ -103,7 +104,8 @@ class ExplanationEvaluation(Callback):
                                      explanations=explanations)
         # one process holds every example's explanations; under DDP rank 0 explains its grid rows
         reuse = explanations if trainer.world_size == 1 else None
-        grid = self.draw(model, (x, y, index), result, reuse) if trainer.is_global_zero else None
+        names = getattr(datamodule, "class_names", None)
+        grid = self.draw(model, (x, y, index), result, reuse, names) if trainer.is_global_zero else None
         elapsed = torch.tensor(time.perf_counter() - start, dtype=torch.float64, device=pl_module.device)
         result.time_s = float(trainer.strategy.reduce(elapsed, reduce_op="max"))
         result.epoch_time_s = epoch_time
@@ -123,7 +125,7 @@ class ExplanationEvaluation(Callback):
             pl_module.log(key, float(value), on_step=False, on_epoch=True, sync_dist=True)
         return result
 
-    def draw(self, model, subset, result: EvalResult, explanations: dict | None = None):
+    def draw(self, model, subset, result: EvalResult, explanations: dict | None = None, class_names=None):
         """The saliency grid (uint8 image) of ``n_saliency_examples`` examples (None when disabled)."""
         if self.spec.n_saliency_examples <= 0 or not self.spec.methods:
             return None
@@ -131,7 +133,10 @@ class ExplanationEvaluation(Callback):
             x_maps, y_maps, maps = pick_maps(subset[0], subset[1], explanations, self.spec.n_saliency_examples)
         else:
             x_maps, y_maps, maps = saliency_maps(model, *subset, self.spec, result.epoch)
-        return saliency_grid(x_maps, y_maps, maps, title=f"epoch {result.epoch} ({result.split})")
+        with torch.no_grad(), eval_mode(model):  # eval mode: BatchNorm statistics stay as trained
+            pred = model(x_maps).argmax(1)
+        return saliency_grid(x_maps, y_maps, maps, title=f"epoch {result.epoch} ({result.split})", pred=pred,
+                             class_names=class_names)
 
     def write_outputs(self, trainer: Trainer, grid, result: EvalResult) -> None:
         """Rank 0: per-epoch JSON and saliency PNG on disk; W&B table and image."""

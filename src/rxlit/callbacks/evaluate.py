@@ -10,7 +10,6 @@ makes a DDP evaluation equal to a single-process one up to float error.
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from rxlit.callbacks.spec import ROBUST_OPTIONS, EvalSpec
-from rxlit.explain.core import METHODS, eval_mode, explain
-from rxlit.explain.features import feature_groups
-from rxlit.metrics import METRICS, PerExampleMetric, bound_ratio, compute_metric, theorem41_bound
-from rxlit.metrics.bounds import BOUND_ARGUMENTS
+from rxlit.explain.core import METHODS, bound_info, declare, eval_mode, explain
+from rxlit.metrics import METRICS, PerExampleMetric, bound_ratios, compute_metric
 from rxlit.rng import ExampleRNG
 
 # ExampleRNG stream of the explanations handed to faithfulness metrics (any fixed number works;
@@ -62,7 +59,8 @@ def bound_method(name: str, options: dict) -> str | Callable:
     """The method a metric explains with: its name, or, with options, a function binding them.
 
     Options are bound rather than passed through the metric because metric and method options
-    share names (``n_samples`` of local_lipschitz vs that of LIME).
+    share names (``n_samples`` of local_lipschitz vs that of LIME). The function carries the
+    method's declared :class:`~rxlit.explain.MethodInfo` (stochastic, units).
     """
     if not options:
         return name
@@ -74,7 +72,7 @@ def bound_method(name: str, options: dict) -> str | Callable:
         return fn(model, x, target, output=output, chunk_size=chunk_size, **extra, **options)
 
     method.__name__ = name
-    return method
+    return declare(method, bound_info(name, options))
 
 
 def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int,
@@ -96,11 +94,21 @@ def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, al
         return (model(adv).argmax(1) == y).to(x.dtype)
 
 
+def autoattack_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, seed: int) -> Tensor:
+    """1.0 where the label survives standard AutoAttack (Croce & Hein 2020; torchattacks) at L-inf ``eps``.
+
+    Its random restarts are seeded per call (this rank's examples), not per example as the keyed PGD.
+    """
+    from rxlit.metrics.model import robust_accuracy
+
+    return robust_accuracy(model, x, y, attack="autoattack", eps=float(eps), seed=seed).detach()
+
+
 def robust_options(options: dict, attack: dict | None) -> dict:
     """eps/alpha/steps of robust_accuracy: the config's, else the data set's attack budget."""
     attack = attack or {}
     fallback = {"eps": attack.get("eps", 8 / 255), "alpha": attack.get("step", 2 / 255),
-                "steps": attack.get("steps", 10)}
+                "steps": attack.get("steps", 10), "attack": "pgd"}
     merged = {**ROBUST_OPTIONS, **options}
     return {k: fallback[k] if merged[k] is None else merged[k] for k in ROBUST_OPTIONS}
 
@@ -114,8 +122,10 @@ def metric_values(name: str, options: dict, model: nn.Module, x: Tensor, target:
     them, so faithfulness metrics do not explain ``x`` again.
     """
     if name == "robust_accuracy":
-        return keyed_robust_accuracy(model, x, y, seed=spec.seed, index=index, epoch=epoch,
-                                     **robust_options(options, attack))
+        robust = robust_options(options, attack)
+        if robust.pop("attack") == "autoattack":
+            return autoattack_accuracy(model, x, y, robust["eps"], spec.seed)
+        return keyed_robust_accuracy(model, x, y, seed=spec.seed, index=index, epoch=epoch, **robust)
     fn = METRICS.get(name)
     extra = {"seed": spec.seed, "index": index.cpu(), "epoch": epoch, "attributions": attributions}
     extra["chunk_size"] = spec.chunk_size
@@ -126,9 +136,14 @@ def metric_values(name: str, options: dict, model: nn.Module, x: Tensor, target:
                           **extra, **options).detach()
 
 
-def aggregate(values: Tensor, index: Tensor) -> dict[str, float]:
-    """Mean and 95% CI over every rank's examples (torchmetrics gathers them under DDP)."""
-    metric = PerExampleMetric().to(values.device)
+# Metrics whose per-example values are 0/1: their interval is Wilson's, inside [0, 1].
+PROPORTIONS = ("clean_accuracy", "robust_accuracy")
+
+
+def aggregate(values: Tensor, index: Tensor, proportion: bool = False) -> dict[str, float]:
+    """Mean and 95% CI over every rank's examples (torchmetrics gathers them under DDP); Wilson's
+    interval for a ``proportion``."""
+    metric = PerExampleMetric(proportion=proportion).to(values.device)
     metric.update(values, index.to(values.device))
     out = {key: float(value) for key, value in metric.compute().items()}
     out["n"] = int(out["n"])
@@ -147,13 +162,13 @@ def evaluate_shard(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: 
                    attack: dict | None = None, progress=None,
                    explanations: dict | None = None) -> dict[str, dict[str, float]]:
     """Every configured (method, metric) and model metric on this rank's examples, aggregated over
-    all ranks (each rank must call this with its own shard, in the same order). ``explanations``,
-    when a dict, receives each method's explanations of the shard."""
-    summaries = {}
+    all ranks (each rank must call this with its own shard, in the same order), and the Theorem 4.1
+    bound ratios. ``explanations``, when a dict, receives each method's explanations of the shard."""
+    values = {}
     target = resolve_targets(model, x, y, spec.target)
     for name, options in spec.model_metrics.items():
-        values = metric_values(name, options, model, x, target, y, index, spec, epoch, attack=attack)
-        summaries[metric_key(name)] = aggregate(values, index)
+        values[metric_key(name)] = metric_values(name, options, model, x, target, y, index, spec, epoch,
+                                                 attack=attack)
         _advance(progress, metric_key(name))
     for method, method_options in spec.methods.items():
         bound = bound_method(method, method_options)
@@ -161,11 +176,11 @@ def evaluate_shard(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: 
         if explanations is not None:
             explanations[method] = phi
         for name, options in spec.explanation_metrics.items():
-            values = metric_values(name, options, model, x, target, y, index, spec, epoch, method=bound,
-                                   attributions=phi)
-            summaries[metric_key(name, method)] = aggregate(values, index)
+            values[metric_key(name, method)] = metric_values(name, options, model, x, target, y, index, spec,
+                                                             epoch, method=bound, attributions=phi)
             _advance(progress, metric_key(name, method))
-    return summaries
+    values.update(shard_bound_ratios(values, spec, x))
+    return {key: aggregate(v, index, proportion=key.split("/")[-1] in PROPORTIONS) for key, v in values.items()}
 
 
 def explain_examples(model: nn.Module, x: Tensor, target: Tensor, method, seed: int, index: Tensor,
@@ -180,38 +195,18 @@ def _advance(progress, label: str) -> None:
         progress.advance(label)
 
 
-def n_features(x: Tensor, options: dict) -> int:
-    """``d`` of Theorem 4.1 for LIME/KernelSHAP: the number of interpretable features."""
-    features = options.get("features", "grid")
-    count = options.get("n_features", 64)
-    if features == "quickshift":  # varies per image; the configured target count stands in
-        return int(count)
-    return feature_groups(x[:1], features, count, options.get("feature_options")).k
-
-
-def bound_ratios(summaries: dict, spec: EvalSpec, x: Tensor) -> dict[str, dict[str, float]]:
-    """``xai/bound_ratio/<method>``: mean explanation local Lipschitz over the Theorem 4.1 bound
-    evaluated at the mean model L and H, ``beta = max ||x||_2`` over the subset.
-
-    The bounds are linear in L and H, so this is the ratio of the subset averages of the empirical
-    constant and of the per-example bound. Needs local_lipschitz, model_local_lipschitz and
-    model_smoothness in the config; the LIME bound assumes a constant kernel (ours is exponential).
-    """
-    L, H = summaries.get("model/model_local_lipschitz"), summaries.get("model/model_smoothness")
-    if L is None or H is None:
+def shard_bound_ratios(values: dict[str, Tensor], spec: EvalSpec, x: Tensor) -> dict[str, Tensor]:
+    """``xai/bound_ratio/<method>``: per example, the explanation's local Lipschitz estimate over its
+    Theorem 4.1 bound at that example's local L and H (:func:`rxlit.metrics.bound_ratios`, the same
+    function the studies use). Needs local_lipschitz, model_local_lipschitz and model_smoothness
+    in the config. Grad is left out: its bound is H, the same estimate (a ratio of 1 by definition)."""
+    L, H = values.get("model/model_local_lipschitz"), values.get("model/model_smoothness")
+    lipschitz = {m: values[metric_key("local_lipschitz", m)] for m in spec.methods
+                 if metric_key("local_lipschitz", m) in values}
+    if L is None or H is None or not lipschitz:
         return {}
-    beta = float(x.flatten(1).norm(dim=1).max())
-    out = {}
-    for method, options in spec.methods.items():
-        empirical = summaries.get(metric_key("local_lipschitz", method))
-        if empirical is None or method not in BOUND_ARGUMENTS:
-            continue
-        bound = theorem41_bound(method, L=L["mean"], H=H["mean"], beta=beta, sigma=options.get("sigma", 0.03),
-                                d=n_features(x, options), lam=options.get("alpha", 1.0))
-        ratio = float(bound_ratio(empirical["mean"], bound))
-        out[f"xai/bound_ratio/{method}"] = {"mean": ratio, "ci_low": math.nan, "ci_high": math.nan,
-                                            "std": math.nan, "n": empirical["n"], "bound": float(bound)}
-    return out
+    ratios = bound_ratios(lipschitz, spec.methods, x, L, H)
+    return {f"xai/bound_ratio/{method}": ratio for method, ratio in ratios.items()}
 
 
 def evaluate_subset(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: EvalSpec, epoch: int,
@@ -233,5 +228,4 @@ def evaluate_subset(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec:
     with torch.random.fork_rng(devices=devices), eval_mode(model), torch.enable_grad():
         summaries = evaluate_shard(model, x[shard], y[shard], index[shard], spec, epoch, attack, progress,
                                    explanations)
-    summaries.update(bound_ratios(summaries, spec, x))
     return EvalResult(epoch=epoch, split=spec.split, summaries=summaries, time_s=time.perf_counter() - start)

@@ -27,8 +27,10 @@ RESERVED = {"model", "x", "target", "method", "generator", "seed", "index", "epo
             "method_options", "chunk_size", "_"}
 
 # robust_accuracy is computed by a keyed PGD (see evaluate.py) with these options; null values are
-# taken from the data set's attack budget (data.attack: eps, step, steps).
-ROBUST_OPTIONS = {"eps": None, "alpha": None, "steps": None}
+# taken from the data set's attack budget (data.attack: eps, step, steps). attack: autoattack runs
+# torchattacks' standard AutoAttack at eps instead (alpha and steps unused).
+ROBUST_OPTIONS = {"eps": None, "alpha": None, "steps": None, "attack": "pgd"}
+ROBUST_ATTACKS = ("pgd", "autoattack")
 
 SPLITS = ("train", "val", "test")
 TARGETS = ("label", "pred")
@@ -131,6 +133,10 @@ def check_metrics(metrics: dict[str, dict]) -> None:
     _check_names(metrics, METRICS.names(), "metrics")
     for name, options in metrics.items():
         _check_options(name, options, metric_option_names(name), "metric")
+    attack = (metrics.get("robust_accuracy") or {}).get("attack", "pgd")
+    if attack not in ROBUST_ATTACKS:
+        raise ValueError(f"explain.metrics.robust_accuracy.attack must be one of {', '.join(ROBUST_ATTACKS)}, "
+                         f"got {attack!r}")
 
 
 def _positive(key: str, value, allow_none: bool = False):

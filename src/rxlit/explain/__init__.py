@@ -16,10 +16,14 @@ from rxlit.explain import (  # noqa: F401 (each module registers its methods)
 from rxlit.explain.captum_adapter import captum_method
 from rxlit.explain.core import (
     METHODS,
+    UNITS,
+    MethodInfo,
     chunk_rows,
+    declare,
     explain,
     input_gradient,
     list_methods,
+    method_info,
     method_options,
     register_method,
 )
@@ -27,13 +31,17 @@ from rxlit.explain.features import feature_groups, grid_mask, quickshift_mask
 
 __all__ = [
     "METHODS",
+    "UNITS",
+    "MethodInfo",
     "captum_method",
     "chunk_rows",
+    "declare",
     "explain",
     "feature_groups",
     "grid_mask",
     "input_gradient",
     "list_methods",
+    "method_info",
     "method_options",
     "quickshift_mask",
     "register_method",

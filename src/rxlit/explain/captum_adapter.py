@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from rxlit.explain.core import eval_mode
+from rxlit.explain.core import MethodInfo, check_units, declare, eval_mode
 
 
 class ProbabilityModel(nn.Module):
@@ -32,15 +32,20 @@ class ProbabilityModel(nn.Module):
         return self.model(x).softmax(dim=1)
 
 
-def captum_method(captum_cls: Callable[[nn.Module], object], output: str = "logit", **attr_kwargs) -> Callable:
+def captum_method(captum_cls: Callable[[nn.Module], object], output: str = "logit", units: str | None = None,
+                  **attr_kwargs) -> Callable:
     """Wrap a Captum attribution class (or any ``model -> attribution object`` factory).
 
     The returned method builds ``captum_cls(model)`` and calls
     ``.attribute(x, target=target, **attr_kwargs)`` with gradients enabled and the model in eval
     mode (restored after). ``output="prob"`` explains the softmax probability instead of the logit.
+    ``units`` (``"slope"`` for Saliency, ``"attribution"`` for IntegratedGradients, ...) declares the
+    output's units for the faithfulness metrics; Captum's own random draws are not keyed.
     """
     if output not in ("logit", "prob"):
         raise ValueError(f"unknown output {output!r}; valid: 'logit', 'prob'")
+    if units is not None:
+        check_units(units)
 
     def method(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
         forward = model if output == "logit" else ProbabilityModel(model)
@@ -50,4 +55,4 @@ def captum_method(captum_cls: Callable[[nn.Module], object], output: str = "logi
         return attribution.detach()
 
     method.__name__ = f"captum_{getattr(captum_cls, '__name__', 'method')}"
-    return method
+    return declare(method, MethodInfo(stochastic=False, units=units))

@@ -23,7 +23,7 @@ from rxlit.explain.perturbation import shifted_scores
 from rxlit.explain.regression import least_squares
 
 
-@register_method("clime")
+@register_method("clime", stochastic=True, units="slope")
 def clime(model: nn.Module, x: Tensor, target: Tensor, *, sigma: float = 0.03, n_samples: int = 100,
           features: str | Tensor | None = None, n_features: int = 64, feature_options: dict | None = None,
           generator: rng.Generator = None, output: str = "logit", chunk_size: int | None = None) -> Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -29,9 +30,84 @@ DEFAULT_BUDGET_BYTES = 256 * 2**20
 CPU_BUDGET_BYTES = 64 * 2**20
 
 
-def register_method(name: str):
-    """Register ``fn(model, x, target, *, generator=None, output="logit", chunk_size=None, **opts)``."""
-    return METHODS.register(name)
+# Units of an explanation: a slope ``d f / d x_i`` (Grad, SmoothGrad) or an output difference
+# credited to a feature (Grad x Input, IG, occlusion, LIME and KernelSHAP on binary features).
+UNITS = ("slope", "attribution")
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What metrics need to know about a method, declared when it is registered.
+
+    ``stochastic``: it draws random numbers, so robustness metrics give it the same draws at x and
+    at every neighbour (common random numbers). ``units``: ``"slope"`` or ``"attribution"`` (see
+    :data:`UNITS`); ``"base"`` means those of the method named by its ``base`` option; ``None``
+    (an undeclared callable) means unknown. ``broadcast``: for an attribution whose value is the
+    output difference of a whole feature copied to each of its elements (LIME, KernelSHAP,
+    occlusion), ``broadcast(x, options)`` gives every element's feature size (shape of x), so a
+    value per element is ``value / size``; None: every element carries its own share (GI, IG).
+    """
+
+    stochastic: bool = False
+    units: str | None = "slope"
+    broadcast: Callable[[Tensor, dict], Tensor] | None = None
+
+
+def register_method(name: str, *, stochastic: bool = False, units: str = "slope",
+                    broadcast: Callable[[Tensor, dict], Tensor] | None = None):
+    """Register ``fn(model, x, target, *, generator=None, output="logit", chunk_size=None, **opts)``
+    with its :class:`MethodInfo` (``stochastic``, ``units``, ``broadcast``)."""
+    info = MethodInfo(stochastic, units, broadcast)
+    check_units(units, allow_base=True)
+
+    def decorator(fn: Callable) -> Callable:
+        METHODS.register(name)(fn)
+        return declare(fn, info)
+
+    return decorator
+
+
+def check_units(units: str | None, allow_base: bool = False) -> None:
+    valid = (*UNITS, "base") if allow_base else UNITS
+    if units not in valid:
+        raise ValueError(f"unknown units {units!r}; valid: {', '.join(valid)}")
+
+
+def declare(fn: Callable, info: MethodInfo) -> Callable:
+    """Attach ``info`` to a callable method (e.g. a wrapper binding a registered method's options)."""
+    fn.method_info = info
+    return fn
+
+
+def bound_info(method: str | Callable, options: dict | None) -> MethodInfo:
+    """:func:`method_info` with ``broadcast`` bound to ``options`` (for a wrapper that binds them)."""
+    info = method_info(method, options)
+    if info.broadcast is None:
+        return info
+    resolved = {**method_options(get_method(method)), **(options or {})}
+    return MethodInfo(info.stochastic, info.units, lambda x, _: info.broadcast(x, resolved))
+
+
+def method_info(method: str | Callable, options: dict | None = None) -> MethodInfo:
+    """The declared :class:`MethodInfo` of a method, with ``units="base"`` resolved from ``options``.
+
+    An undeclared callable counts as stochastic when it takes a ``generator`` (so metrics give it
+    common random numbers) and has unknown units (``None``).
+    """
+    fn = get_method(method)
+    info = getattr(fn, "method_info", None)
+    if info is None:
+        params = inspect.signature(fn).parameters.values()
+        takes = any(p.name == "generator" or p.kind == p.VAR_KEYWORD for p in params)
+        return MethodInfo(stochastic=takes, units=None)
+    if info.units == "base":
+        options = options or {}
+        base = options.get("base", method_options(fn).get("base"))
+        base_options = {**method_options(get_method(base)), **(options.get("base_options") or {})}
+        found = method_info(base, base_options)
+        spread = None if found.broadcast is None else lambda x, _: found.broadcast(x, base_options)
+        return MethodInfo(info.stochastic, found.units, spread)
+    return info
 
 
 def method_options(method: str | Callable) -> dict[str, object]:

@@ -147,3 +147,14 @@ def feature_groups(x: Tensor, features: str | Tensor | None = "grid", n_features
     if features == "quickshift":
         return from_labels(quickshift_mask(x, **{**QUICKSHIFT_DEFAULTS, **options}), x)
     raise ValueError(f"unknown features {features!r}; valid: {', '.join(FEATURES)} or a label tensor")
+
+
+def feature_sizes(x: Tensor, options: dict) -> Tensor:
+    """Every input element's feature size (shape of x) for a method whose ``features``,
+    ``n_features`` and ``feature_options`` options define its features (LIME, KernelSHAP): the
+    number of elements each broadcast weight is copied to."""
+    groups = feature_groups(x, options.get("features", "grid"), options.get("n_features", 64),
+                            options.get("feature_options"))
+    counts = torch.zeros(groups.index.shape[0], groups.k, dtype=x.dtype, device=x.device)
+    counts.scatter_add_(1, groups.index, torch.ones_like(groups.index, dtype=x.dtype))
+    return counts.gather(1, groups.index).view(x.shape)

@@ -15,7 +15,7 @@ from rxlit.explain.core import gradient_rows, register_method
 RULES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
 
-@register_method("grad_x_input")
+@register_method("grad_x_input", units="attribution")
 def grad_x_input(model: nn.Module, x: Tensor, target: Tensor, *, output: str = "logit",
                  chunk_size: int | None = None) -> Tensor:
     """Gradient times input, ``x * d f / d x`` (Shrikumar et al. 2016; "GI" in Tan & Tian 2023)."""
@@ -65,7 +65,7 @@ def as_baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
     return torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x)
 
 
-@register_method("integrated_gradients")
+@register_method("integrated_gradients", units="attribution")
 def integrated_gradients(model: nn.Module, x: Tensor, target: Tensor, *, baseline: float | Tensor = 0.0,
                          steps: int = 10, rule: str = "riemann_trapezoid", output: str = "logit",
                          chunk_size: int | None = None) -> Tensor:

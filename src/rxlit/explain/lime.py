@@ -6,6 +6,9 @@ Per example: coalitions ``z_j ~ Bernoulli(1/2)^k`` (Captum's default sampler), i
 ``pi_j = exp(-D_j^2 / (2 width^2))`` and the weighted ridge regression with intercept
 ``min sum_j pi_j (f_j - c - z_j.b)^2 + alpha ||b||^2``; ``b`` is broadcast to the pixels.
 
+``kernel="constant"`` gives every coalition weight 1: the LIME of Tan & Tian's Theorem 4.1 (their
+bound assumes a constant kernel; with the exponential one the weights depend on x).
+
 Kernel distance (documented choice, Captum's default so that results match ``captum.attr.Lime``):
 ``distance="cosine"``: cosine distance between the flattened original input ``x`` and the
 perturbed input, width 1.0, ``exp(-D^2 / (2 width^2))``. ``"euclidean"``: Euclidean distance
@@ -20,13 +23,14 @@ from torch import Tensor, nn
 
 from rxlit import rng
 from rxlit.explain.core import register_method
-from rxlit.explain.features import Groups, feature_groups
+from rxlit.explain.features import Groups, feature_groups, feature_sizes
 from rxlit.explain.gradients import as_baseline
 from rxlit.explain.noise import group_uniform
 from rxlit.explain.perturbation import coalition_scores
 from rxlit.explain.regression import least_squares
 
 DISTANCES = ("cosine", "euclidean", "coalition")
+KERNELS = ("exponential", "constant")
 _EPS = 1e-8  # torch.nn.CosineSimilarity's eps, as in Captum
 
 
@@ -60,8 +64,13 @@ def kernel_distance(x: Tensor, baseline: Tensor, groups: Groups, coalitions: Ten
 
 
 def lime_weights(x: Tensor, baseline: Tensor, groups: Groups, coalitions: Tensor, distance: str = "cosine",
-                 kernel_width: float = 1.0) -> Tensor:
-    """Exponential-kernel weights ``exp(-D^2 / (2 width^2))`` (B, n), Captum's formula."""
+                 kernel_width: float = 1.0, kernel: str = "exponential") -> Tensor:
+    """Exponential-kernel weights ``exp(-D^2 / (2 width^2))`` (B, n), Captum's formula; all 1 for
+    ``kernel="constant"``."""
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; valid: {', '.join(KERNELS)}")
+    if kernel == "constant":
+        return torch.ones(coalitions.shape[:2], dtype=torch.float64, device=coalitions.device)
     d = kernel_distance(x, baseline, groups, coalitions, distance)
     return torch.exp(-(d**2) / (2 * kernel_width**2))
 
@@ -71,18 +80,20 @@ def lime_solve(coalitions: Tensor, scores: Tensor, weights: Tensor, alpha: float
     return least_squares(coalitions, scores, weights, alpha=alpha, intercept=True)[0]
 
 
-@register_method("lime")
+@register_method("lime", stochastic=True, units="attribution", broadcast=feature_sizes)
 def lime(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: int = 100, features: str | Tensor = "grid",
          n_features: int = 64, feature_options: dict | None = None, alpha: float = 1.0,
-         kernel_width: float = 1.0, distance: str = "cosine", baseline: float | Tensor = 0.0,
-         generator: rng.Generator = None, output: str = "logit", chunk_size: int | None = None) -> Tensor:
+         kernel_width: float = 1.0, distance: str = "cosine", kernel: str = "exponential",
+         baseline: float | Tensor = 0.0, generator: rng.Generator = None, output: str = "logit",
+         chunk_size: int | None = None) -> Tensor:
     """LIME with ``n_samples`` binary coalitions of ``features`` groups (see module doc), reference
-    ``baseline`` (0), ridge ``alpha`` (1.0, Tan & Tian 2023), exponential kernel of ``distance``
-    with ``kernel_width``. All examples' regressions are one batched solve."""
+    ``baseline`` (0), ridge ``alpha`` (1.0, Tan & Tian 2023) on the *sum* of the weighted squared
+    errors, exponential kernel of ``distance`` with ``kernel_width`` (or ``kernel="constant"``).
+    All examples' regressions are one batched solve."""
     groups = feature_groups(x, features, n_features, feature_options)
     base = as_baseline(baseline, x)
     coalitions = lime_coalitions(generator, groups, n_samples, device=x.device)
     scores = coalition_scores(model, x, target, groups, coalitions, base, output, chunk_size)
-    weights = lime_weights(x, base, groups, coalitions, distance, kernel_width)
+    weights = lime_weights(x, base, groups, coalitions, distance, kernel_width, kernel)
     coef = lime_solve(coalitions, scores, weights, alpha)
     return groups.broadcast(coef.to(x.dtype), x.shape)

@@ -35,7 +35,13 @@ def occlusion_windows(height: int, width: int, patch: int, stride: int, device=N
     return (row_in[:, None, :, None] & col_in[None, :, None, :]).flatten(0, 1).flatten(1)
 
 
-@register_method("occlusion")
+def window_sizes(x: Tensor, options: dict) -> Tensor:
+    """A pixel's value is the drop of a whole window (all channels): each is copied to
+    ``patch^2 * C`` elements (cropped border windows are smaller; the attribution is approximate)."""
+    return torch.full_like(x, float(options.get("patch", 4) ** 2 * x.shape[1]))
+
+
+@register_method("occlusion", units="attribution", broadcast=window_sizes)
 def occlusion(model: nn.Module, x: Tensor, target: Tensor, *, patch: int = 4, stride: int = 2,
               baseline: float | Tensor = 0.0, output: str = "logit", chunk_size: int | None = None) -> Tensor:
     """Occlusion with ``patch x patch`` windows moved by ``stride`` and set to ``baseline`` (0)."""

@@ -65,7 +65,7 @@ def _exact_solution(x: Tensor, baselines: Tensor, drops: Tensor, scale: float) -
     return (e - u * (u * e).sum(1, keepdim=True) / (var + (u * u).sum(1, keepdim=True))) / var
 
 
-@register_method("noisy_baseline")
+@register_method("noisy_baseline", stochastic=True, units="slope")
 def noisy_baseline(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: int = 100, scale: float = 0.2,
                    second_moment: str = "sample", generator: rng.Generator = None, output: str = "logit",
                    chunk_size: int | None = None) -> Tensor:

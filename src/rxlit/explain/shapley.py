@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from rxlit import rng
 from rxlit.explain.core import register_method
-from rxlit.explain.features import Groups, feature_groups
+from rxlit.explain.features import Groups, feature_groups, feature_sizes
 from rxlit.explain.gradients import as_baseline
 from rxlit.explain.noise import group_uniform
 from rxlit.explain.perturbation import coalition_scores
@@ -65,7 +65,7 @@ def shap_coalitions(generator: rng.Generator, groups: Groups, n: int, device=Non
     return torch.cat([ends, sampled], dim=1).to(torch.float64)
 
 
-@register_method("kernel_shap")
+@register_method("kernel_shap", stochastic=True, units="attribution", broadcast=feature_sizes)
 def kernel_shap(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: int = 100,
                 features: str | Tensor = "grid", n_features: int = 64, feature_options: dict | None = None,
                 baseline: float | Tensor = 0.0, generator: rng.Generator = None, output: str = "logit",

@@ -37,7 +37,7 @@ def noisy_gradient(model: nn.Module, x: Tensor, target: Tensor, kernel: str, sca
     return grads.view(batch, n, *x.shape[1:]).mean(dim=1)
 
 
-@register_method("smoothgrad")
+@register_method("smoothgrad", stochastic=True, units="slope")
 def smoothgrad(model: nn.Module, x: Tensor, target: Tensor, *, sigma: float = 0.03, n: int | None = None,
                generator: rng.Generator = None, output: str = "logit", chunk_size: int | None = None) -> Tensor:
     """SmoothGrad (Smilkov et al. 2017): ``E_{z ~ N(0, sigma^2 I)}[grad f(x + z)]``, signed.
@@ -49,7 +49,7 @@ def smoothgrad(model: nn.Module, x: Tensor, target: Tensor, *, sigma: float = 0.
     return noisy_gradient(model, x, target, "gaussian", sigma, n, generator, output, chunk_size)
 
 
-@register_method("unigrad")
+@register_method("unigrad", stochastic=True, units="slope")
 def unigrad(model: nn.Module, x: Tensor, target: Tensor, *, r: float = 0.03, n: int | None = None,
             generator: rng.Generator = None, output: str = "logit", chunk_size: int | None = None) -> Tensor:
     """UniGrad (Tan & Tian, ICML 2023): ``E_{z ~ U[-r, r]^d}[grad f(x + z)]``; ``n`` rule as SmoothGrad's."""
@@ -112,7 +112,7 @@ def _base_call(fn: Callable, options: dict, generator, output: str, chunk_size: 
     return {**options, **{k: v for k, v in common.items() if k in accepted}}
 
 
-@register_method("smoothed")
+@register_method("smoothed", stochastic=True, units="base")
 def smoothed(model: nn.Module, x: Tensor, target: Tensor, *, base: str | Callable = "grad",
              base_options: dict | None = None, kernel: str = "gaussian", sigma: float = 0.03,
              n: int | None = None, generator: rng.Generator = None, output: str = "logit",

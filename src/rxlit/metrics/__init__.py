@@ -1,12 +1,14 @@
 """What rxlit measures: explanation robustness and faithfulness, model robustness, the
-Theorem 4.1 bounds, and their aggregation (mean and confidence interval over examples).
+Theorem 4.1 bounds, certified bounds, and their aggregation (mean and confidence interval over
+examples).
 
 Every metric takes ``(model, x, target, method=..., generator=..., **options)`` and returns one
 value per example; :data:`METRICS` / :func:`compute_metric` expose them by name.
 """
 
 from rxlit.metrics.aggregate import MeanCI, PerExampleMetric, summarize
-from rxlit.metrics.bounds import bound_ratio, theorem41_bound
+from rxlit.metrics.bounds import bound_ratio, bound_ratios, explanation_bound, theorem41_bound
+from rxlit.metrics.certified import certified_bound, global_lipschitz
 from rxlit.metrics.faithfulness import (
     deletion_auc,
     faithfulness_correlation,
@@ -31,7 +33,8 @@ from rxlit.metrics.robustness import (
 
 __all__ = [
     "METRICS", "MeanCI", "PerExampleMetric", "adversarial_sensitivity", "avg_sensitivity", "bound_ratio",
-    "clean_accuracy", "compute_metric", "deletion_auc", "faithfulness_correlation", "gradient_norm",
+    "bound_ratios", "certified_bound", "clean_accuracy", "compute_metric", "deletion_auc", "explanation_bound",
+    "global_lipschitz", "faithfulness_correlation", "gradient_norm",
     "infidelity", "insertion_auc", "local_lipschitz", "max_sensitivity", "model_local_lipschitz",
     "model_smoothness", "register_metric", "robust_accuracy", "summarize", "tan_faithfulness",
     "theorem41_bound",

@@ -7,49 +7,30 @@ keyed noise a repeated example has the same value anyway) and reports the mean w
 confidence interval over examples. Call ``reset()`` between epochs (Lightning does it for
 logged metrics).
 
-Confidence interval: Student-t, ``mean +- t_{(1+c)/2, n-1} * s / sqrt(n)`` with the sample
-standard deviation ``s`` (ddof = 1). It assumes independent examples and, via the CLT, a roughly
-normal mean; for n >= 30 it is the usual normal interval to two digits.
+Confidence interval (from :mod:`rxlit.stats`): Student-t, ``mean +- t_{(1+c)/2, n-1} * s / sqrt(n)``
+with the sample standard deviation ``s`` (ddof = 1). It assumes independent examples and, via the
+CLT, a roughly normal mean; for n >= 30 it is the usual normal interval to two digits. A
+``proportion`` (0/1 values such as per-example accuracy) gets Wilson's score interval instead,
+which stays inside [0, 1].
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-
-def t_quantile(q: float, dof: int) -> float:
-    """Quantile of Student's t (scipy when available, else the normal quantile)."""
-    try:
-        from scipy.stats import t
-    except ImportError:  # scipy ships with scikit-learn; fall back to the large-n limit
-        return math.sqrt(2) * torch.erfinv(torch.tensor(2 * q - 1, dtype=torch.float64)).item()
-    return float(t.ppf(q, dof))
+from rxlit.stats import mean_interval, proportion_summary
 
 
-def summarize(values: Tensor, confidence: float = 0.95) -> dict[str, float]:
-    """``dict(mean, ci_low, ci_high, std, n)`` of the finite values (NaN/inf are left out and
-    counted in ``n_dropped``)."""
-    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
-    finite = values[torch.isfinite(values)]
-    n = finite.numel()
-    out = {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "std": math.nan, "n": n,
-           "n_dropped": values.numel() - n}
-    if n == 0:
-        return out
-    mean = finite.mean().item()
-    out["mean"] = mean
-    if n == 1:
-        out.update(ci_low=mean, ci_high=mean, std=0.0)
-        return out
-    std = finite.std(unbiased=True).item()
-    half = t_quantile((1 + confidence) / 2, n - 1) * std / math.sqrt(n)
-    out.update(ci_low=mean - half, ci_high=mean + half, std=std)
-    return out
+def summarize(values: Tensor, confidence: float = 0.95, proportion: bool = False) -> dict[str, float]:
+    """``dict(mean, ci_low, ci_high, std, n, n_dropped)`` of the finite values (NaN/inf are left
+    out and counted in ``n_dropped``); Wilson's interval for a ``proportion``."""
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1).cpu().numpy()
+    out = (proportion_summary if proportion else mean_interval)(values, confidence)
+    return {"mean": out["mean"], "ci_low": out["low"], "ci_high": out["high"], "std": out["std"], "n": out["n"],
+            "n_dropped": out["n_dropped"]}
 
 
 class PerExampleMetric(Metric):
@@ -66,9 +47,10 @@ class PerExampleMetric(Metric):
     full_state_update = False
     higher_is_better = None
 
-    def __init__(self, confidence: float = 0.95, **kwargs):
+    def __init__(self, confidence: float = 0.95, proportion: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.confidence = confidence
+        self.proportion = proportion
         self.add_state("values", default=[], dist_reduce_fx="cat")
         self.add_state("indices", default=[], dist_reduce_fx="cat")
         self.add_state("epochs", default=[], dist_reduce_fx="cat")
@@ -100,7 +82,8 @@ class PerExampleMetric(Metric):
 
     def compute(self) -> dict[str, Tensor]:
         values, _ = self.examples()
-        return {k: torch.tensor(float(v), dtype=torch.float64) for k, v in summarize(values, self.confidence).items()}
+        summary = summarize(values, self.confidence, self.proportion)
+        return {k: torch.tensor(float(v), dtype=torch.float64) for k, v in summary.items()}
 
 
 MeanCI = PerExampleMetric

@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from rxlit import rng
-from rxlit.explain.core import resolve_target
+from rxlit.explain.core import check_units, get_method, method_info, resolve_target
+from rxlit.explain.core import method_options as rxlit_method_options
 from rxlit.metrics.engine import (
     default_chunk,
     evaluated,
@@ -138,31 +139,60 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
 SIMILARITIES = {"inverse_l2": inverse_l2, "pearson": pearson, "spearman": spearman}
 
 
+PROTOCOLS = ("units", "paper")
+
+
+def explanation_units(method, options: dict, units: str | None) -> tuple[str, object]:
+    """``(units, broadcast)`` of an explanation: ``units`` when given, else the method's declared
+    :class:`~rxlit.explain.MethodInfo` (see :func:`tan_faithfulness`)."""
+    info = method_info(method, options)
+    if units is not None:
+        check_units(units)
+        return units, info.broadcast if units == info.units else None
+    if info.units is None:
+        raise ValueError(f"the units of method {getattr(method, '__name__', method)!r} are not declared: pass "
+                         "units='slope' (a gradient-like d f / d x) or units='attribution' (an output difference), "
+                         "or declare it with rxlit.explain.declare")
+    return info.units, info.broadcast
+
+
 @register_metric("tan_faithfulness")
 @evaluated
 def tan_faithfulness(model: nn.Module, x: Tensor, target: Tensor | int | None = None,
                      attributions: Tensor | None = None, groups: int | Tensor | str = 100,
                      similarity: str = "inverse_l2", reference: float | Tensor = 0.0, output: str = "logit",
+                     protocol: str = "units", units: str | None = None,
                      method="grad", generator: Generator = None, chunk_size: int | None = None,
                      seed: int | None = None, index=None, epoch: int = 0, method_options: dict | None = None, **options) -> Tensor:
-    """Faithfulness ``Sim(phi(x), p(x))`` (Tan & Tian, ICML 2023, Sec. 6).
+    """Faithfulness ``Sim(phi(x), reference)`` (Tan & Tian, ICML 2023, Sec. 6), ``Sim`` one of
+    ``1 / ||a - b||_2`` (default), Pearson, Spearman.
 
-    Per feature Tan & Tian use ``p_i = (f(x) - f(x with x_i := r_i)) / (x_i - r_i)``, reference 0,
-    and ``Sim = 1 / ||phi - p||_2`` (appendix: Pearson, Spearman). Over pixel groups ``G``
-    (``groups``: ~100 grid patches, ``"pixels"``, or a label map) we aggregate so that the
-    definition is unchanged for singleton groups and exact for linear models::
+    Over pixel groups ``G`` (``groups``: ~100 grid patches, ``"pixels"``, or a label map), with
+    ``df_G = f(x) - f(x with G := r)`` (reference ``r``, 0 by default) and
+    ``c_G = sum_{j in G} (x_j - r_j)`` (all channels)::
 
-        c_G   = sum_{j in G} (x_j - r_j)                       (summed pixel difference, all channels)
-        p_G   = (f(x) - f(x with G := r)) / c_G
-        phi_G = sum_{j in G} phi_j (x_j - r_j) / c_G           (difference-weighted mean of phi)
+        slope units          phi_G = sum_{j in G} phi_j (x_j - r_j) / c_G    vs   p_G = df_G / c_G
+        attribution units    a_G   = sum_{j in G} phi_j / m_j                vs   df_G
 
-    For ``f(x) = theta^T x`` and ``phi = grad f = theta`` both equal
-    ``sum_G theta_j (x_j - r_j) / c_G``, so the score is maximal (distance 0, correlations 1).
-    Groups with ``c_G = 0`` (all pixels at the reference) get ``p_G = phi_G = 0``.
+    ``protocol="units"`` (default) compares each explanation in its own units, the method's
+    declared ``units`` (or the ``units`` argument): a slope (Grad, SmoothGrad, UniGrad, C-LIME) with
+    Tan & Tian's slope ``p_i = (f(x) - f(x with x_i := r_i)) / (x_i - r_i)``, an attribution
+    (Grad x Input, IG, occlusion, LIME, KernelSHAP) with the output difference
+    ``p_i (x_i - r_i)``. ``m_j`` is 1 for a per-element attribution and the feature size for one
+    whose value is the feature's output difference copied to its elements (LIME, KernelSHAP:
+    ``MethodInfo.broadcast``). Comparing an attribution with a slope instead mixes units and rewards
+    shrinking it. ``protocol="paper"`` is Tan & Tian's literal protocol: every explanation against
+    the slope ``p``. Both forms are exact for a linear model (``phi = grad f`` in slope units,
+    ``phi = grad f * (x - r)`` in attribution units: distance 0, correlations 1). Groups with
+    ``c_G = 0`` (all pixels at the reference) get ``p_G = phi_G = 0`` in slope units (``df_G`` is 0).
     """
     method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     if similarity not in SIMILARITIES:
         raise ValueError(f"unknown similarity {similarity!r}; valid: {sorted(SIMILARITIES)}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid: 'units' (each method in its own units) or "
+                         "'paper' (Tan & Tian's: every method against the slope)")
+    kind, broadcast = explanation_units(method, method_options, units)
     target = resolve_target(model, x, target)
     generator = resolve_generator(generator, x.shape[0], seed, index, epoch)
     phi = _attributions(model, x, target, attributions, method, generator, method_options, chunk_size)
@@ -170,8 +200,6 @@ def tan_faithfulness(model: nn.Module, x: Tensor, target: Tensor | int | None = 
     G, B = int(labels.max()) + 1, x.shape[0]
     ref = torch.as_tensor(reference, device=x.device, dtype=x.dtype).expand_as(x)
     dx = x - ref
-    c = group_sums(dx, labels, G)
-    phi_g = group_sums(phi * dx, labels, G)
     f_x = _forward(model, x, target, output)
 
     def chunk(rows: slice) -> Tensor:
@@ -181,10 +209,23 @@ def tan_faithfulness(model: nn.Module, x: Tensor, target: Tensor | int | None = 
         return f_x[e] - _forward(model, torch.where(removed, ref[e], x[e]), target[e], output)
 
     df = map_rows(B * G, default_chunk(x, chunk_size), chunk).view(B, G)
+    if protocol == "units" and kind == "attribution":
+        if broadcast is not None:
+            phi = phi / broadcast(x, {**resolved_method_options(method), **method_options})
+        return SIMILARITIES[similarity](group_sums(phi, labels, G), df)
+    c = group_sums(dx, labels, G)
     valid = c != 0
     p = torch.where(valid, df / torch.where(valid, c, 1), 0)
-    phi_g = torch.where(valid, phi_g / torch.where(valid, c, 1), 0)
+    phi_g = torch.where(valid, group_sums(phi * dx, labels, G) / torch.where(valid, c, 1), 0)
     return SIMILARITIES[similarity](phi_g, p)
+
+
+def resolved_method_options(method) -> dict:
+    """The method's option defaults (empty for a callable without a signature to read)."""
+    try:
+        return rxlit_method_options(get_method(method))
+    except (TypeError, ValueError):
+        return {}
 
 
 # --- Deletion and insertion (Petsiuk et al., RISE, BMVC 2018) ----------------------------------

@@ -1,4 +1,4 @@
-"""The studies' statistics against closed forms and scipy."""
+"""rxlit.stats: every reported statistic, against closed forms and scipy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from rxlit.analysis import stats
+from rxlit import stats
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -96,3 +96,63 @@ def test_argmax_monotone_and_ratio():
     assert stats.monotone_fraction([5, 4, 3, 3.5]) == pytest.approx(2 / 3)
     assert stats.monotone_fraction([1, 2, 3], decreasing=False) == 1.0
     assert stats.safe_ratio(6.0, 3.0) == 2.0 and math.isnan(stats.safe_ratio(1.0, 0.0))
+
+
+def test_proportion_intervals_stay_inside_zero_one():
+    # 31 of 32 correct: the Student-t interval of the 0/1 values leaves [0, 1] ([0.90, 1.03])
+    low, high = stats.proportion_interval(31, 32)
+    assert 0 < low < 31 / 32 < high <= 1
+    # Wilson's score interval in closed form
+    p, n, z = 31 / 32, 32, sps.norm.ppf(0.975)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    # Clopper-Pearson at 32 of 32: the lower end is (alpha / 2)^(1 / n)
+    assert stats.proportion_interval(32, 32, method="exact")[0] == pytest.approx(0.025 ** (1 / 32))
+    summary = stats.proportion_summary([1.0] * 31 + [0.0])
+    assert summary["mean"] == 31 / 32 and summary["high"] <= 1
+    with pytest.raises(ValueError, match="0/1 values"):
+        stats.proportion_summary([0.5, 1.0])
+
+
+def test_one_seed_bootstrap_is_scipys_paired_percentile_interval():
+    rng = np.random.default_rng(5)
+    a = rng.exponential(size=60)
+    b = a * 0.8 + rng.normal(0, 0.1, 60)   # paired with a
+    ours = stats.bootstrap([np.stack([a, b], 1)], lambda m: m[:, 0] - m[:, 1], n_resamples=4000, seed=1)
+    theirs = sps.bootstrap((a, b), lambda u, v, axis=-1: u.mean(axis) - v.mean(axis), paired=True,
+                           vectorized=True, n_resamples=4000, method="percentile", random_state=1).confidence_interval
+    assert ours["estimate"] == pytest.approx(a.mean() - b.mean())
+    width = theirs.high - theirs.low
+    assert ours["low"] == pytest.approx(theirs.low, abs=0.05 * width)
+    assert ours["high"] == pytest.approx(theirs.high, abs=0.05 * width)
+    # pairing matters: the unpaired interval of the same difference is several times wider
+    unpaired = sps.bootstrap((a, b), lambda u, v, axis=-1: u.mean(axis) - v.mean(axis), vectorized=True,
+                             n_resamples=2000, method="percentile", random_state=1).confidence_interval
+    assert unpaired.high - unpaired.low > 3 * width
+
+
+def test_seeds_widen_the_interval():
+    rng = np.random.default_rng(6)
+    # three trained seeds whose effect differs (1.0, 1.3, 0.7) beyond the within-seed noise
+    seeds = [np.stack([rng.normal(0, 0.1, 50) + shift, np.zeros(50)], 1) for shift in (1.0, 1.3, 0.7)]
+    diff = lambda m: m[:, 0] - m[:, 1]  # noqa: E731
+    pooled = stats.bootstrap([np.concatenate(seeds)], diff, seed=0)
+    hierarchical = stats.bootstrap(seeds, diff, seed=0)
+    assert hierarchical["estimate"] == pytest.approx(pooled["estimate"])
+    assert hierarchical["high"] - hierarchical["low"] > 5 * (pooled["high"] - pooled["low"])
+    assert hierarchical["n_seeds"] == 3 and hierarchical["n_examples"] == 150
+
+
+def test_verdicts_are_decided_by_the_interval():
+    assert stats.verdict_above(0.1, 0.5) == "reproduced"
+    assert stats.verdict_above(-0.5, -0.1) == "not reproduced"
+    assert stats.verdict_above(-0.1, 0.5) == "inconclusive"        # the interval holds the threshold
+    assert stats.verdict_below(0.2, 0.9, threshold=1.0) == "reproduced"
+    assert stats.verdict_within(-0.6, -0.4, -0.7, -0.3) == "reproduced"
+    assert stats.verdict_within(-0.2, -0.1, -0.7, -0.3) == "not reproduced"
+    assert stats.verdict_within(-0.5, -0.2, -0.7, -0.3) == "inconclusive"
+    assert stats.verdict_above(math.nan, 1.0) == "inconclusive"
+    assert stats.combine(["reproduced", "reproduced"]) == "reproduced"
+    assert stats.combine(["reproduced", "inconclusive"]) == "inconclusive"
+    assert stats.combine(["inconclusive", "not reproduced"]) == "not reproduced"

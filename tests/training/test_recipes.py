@@ -1,0 +1,34 @@
+"""Per-backbone training recipes: defaults that train every backbone without divergence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rxlit_configs import compose
+
+from rxlit.models import BACKBONES
+from rxlit.training.run import train
+
+
+def test_recipe_sets_defaults_and_the_command_line_wins():
+    vit = compose("train", ["model=vit_tiny"])
+    assert (vit.optim.name, vit.optim.lr, vit.optim.weight_decay, vit.sched.warmup_epochs) == ("adamw", 1e-3, 0.05, 2)
+    mine = compose("train", ["model=vit_tiny", "optim.lr=3e-4", "sched.warmup_epochs=0"])
+    assert (mine.optim.name, mine.optim.lr, mine.sched.warmup_epochs) == ("adamw", 3e-4, 0)
+    plain = compose("train", ["model=small_cnn"])  # no recipe: the global defaults
+    assert (plain.optim.name, plain.optim.lr, plain.sched.warmup_epochs) == ("sgd", 0.05, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BACKBONES.names()))
+def test_every_backbone_trains_two_epochs_with_its_recipe(name, make_cfg, tmp_path):
+    # 2 epochs x 6 steps: resnet50 at the old default (SGD 0.05, no warm-up) diverged at step 6. The
+    # explanation evaluation is off here only for time (vit/swin/WRN evaluations take minutes on 2
+    # cores); it is exercised with its defaults in tests/callbacks.
+    report = train(make_cfg([f"model={name}", "trainer.max_epochs=2", "trainer.limit_train_batches=6",
+                             "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]))
+    assert report["status"] == "finished"
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["status"] == "finished" and saved["epochs"] == 2
+    assert saved["fit"]["train/loss"] < 4 * 2.303  # under the divergence limit (10 classes)
