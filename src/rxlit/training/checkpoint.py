@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -159,3 +161,48 @@ def check_same_model(saved_cfg: dict | None, cfg: dict, path: str | Path) -> Non
                           f"the model: {shown}{more}. Resume with the checkpoint's values, or start another run: "
                           "ckpt_path=new (a new folder <run name>-2) or another run_name (put a swept key in it, "
                           "e.g. run_name='${data.name}-lr${optim.lr}')")
+
+
+# ------------------------------------------------------------------------------------ run index
+# Keys of a training config that decide the trained weights (the rest is logging and paths): the
+# config hash that lets a study reuse any finished run of the same training config.
+TRAINING_KEYS = ("data", "model", "adv", "reg", "optim", "sched", "trainer", "seed", "eval_attack", "channels_last")
+RUN_INDEX = "run.json"  # <checkpoint folder>/run.json: what the run was and how it ended
+
+
+def config_hash(train_cfg: dict) -> str:
+    relevant = {k: train_cfg.get(k) for k in TRAINING_KEYS}
+    relevant["data"] = {k: v for k, v in (relevant["data"] or {}).items() if k not in ("root", "num_workers", "pin_memory")}
+    relevant["trainer"] = {k: v for k, v in (relevant["trainer"] or {}).items()
+                           if k not in ("enable_progress_bar", "enable_model_summary", "log_every_n_steps")}
+    text = json.dumps(relevant, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def write_run_index(ckpt_dir: str | Path, cfg: dict, report: dict) -> None:
+    """``<checkpoint folder>/run.json``: run name, config hash, status, checkpoints, test metrics."""
+    index = {"run_name": report.get("run_name"), "config_hash": config_hash(cfg), "status": report.get("status"),
+             "best_checkpoint": report.get("best_checkpoint"), "last_checkpoint": report.get("last_checkpoint"),
+             "output_dir": report.get("output_dir"), "epochs": report.get("epochs"), "test": report.get("test", {}),
+             "wall_time_s": report.get("wall_time_s")}
+    path = Path(ckpt_dir) / RUN_INDEX
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(index, indent=2))
+
+
+def find_finished_run(root: str | Path, wanted_hash: str, prefer: str | None = None) -> dict | None:
+    """The index of a finished run under ``root`` whose config hash is ``wanted_hash`` (the folder
+    ``prefer`` first, then any other, e.g. a run made with ``train.py -m``), or None."""
+    root = Path(root)
+    candidates = sorted(root.glob(f"*/{RUN_INDEX}"))
+    if prefer and (root / prefer / RUN_INDEX).is_file():
+        candidates.insert(0, root / prefer / RUN_INDEX)
+    for path in candidates:
+        try:
+            index = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        best = index.get("best_checkpoint") or index.get("last_checkpoint")
+        if index.get("status") == "finished" and index.get("config_hash") == wanted_hash and best and Path(best).is_file():
+            return index
+    return None

@@ -33,7 +33,13 @@ from rxlit.distributed import (
     is_collective_failure,
     stop_other_ranks,
 )
-from rxlit.training.checkpoint import check_same_model, read_checkpoint, run_dir_name, run_folder
+from rxlit.training.checkpoint import (
+    check_same_model,
+    read_checkpoint,
+    run_dir_name,
+    run_folder,
+    write_run_index,
+)
 from rxlit.training.loggers import RunWandbLogger, WandbRunRecord, build_logger
 from rxlit.training.module import RxLitModule
 from rxlit.training.optim import build_optimizer, build_scheduler
@@ -58,7 +64,11 @@ PROGRESS_BARS = ("rich", "tqdm", "none")
 def make_datamodule(data_cfg: dict, seed: int):
     spec = {k: v for k, v in data_cfg.items() if k != "attack"}
     spec.setdefault("seed", seed)
-    return build_datamodule(**spec)
+    datamodule = build_datamodule(**spec)
+    # its settings reach the logger in the module's run config; Lightning would refuse to merge its
+    # hparams with the module's when data.seed differs from seed (studies fix the split: data.seed=0)
+    datamodule._log_hyperparams = False
+    return datamodule
 
 
 def data_info(datamodule, name: str) -> dict:
@@ -303,6 +313,7 @@ def fit_and_test(cfg: dict, run: Prepared, output_dir: Path, start: float) -> di
         if trainer.is_global_zero:
             log_end(report)
             write_summary(report, output_dir / "summary.md")
+            write_run_index(ckpt_dir, cfg, report)
     if trainer.is_global_zero:
         print_summary(report)
     return report
