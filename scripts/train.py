@@ -3,12 +3,12 @@
 import hydra
 from omegaconf import DictConfig
 
-from rxlit.training.run import train
+from rxlit.training.run import train_hydra_job
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return train(cfg).get("fit", {}).get("val/acc", 0.0)
+    return train_hydra_job(cfg).get("fit", {}).get("val/acc", 0.0)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 Silenced: Lightning's advertisement for its cloud logger (printed on every run), a deprecation
 warning raised inside Lightning's own pytree helper (nothing a user can change), and the "does not
-have many workers" hint for the in-memory data sets (their loaders are fastest without workers).
+have many workers" hint for the in-memory data sets (their loaders are fastest without workers), and
+Lightning's note that a checkpoint folder is not empty (a resumed run keeps writing in its folder;
+a new run never gets one that holds checkpoints).
 Everything else (real warnings about a user's settings) still prints.
 """
 
@@ -14,6 +16,7 @@ import warnings
 WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # lightning/pytorch/utilities/_pytree.py
     r".*does not have many workers.*",                     # in-memory tensors: workers only add start-up time
+    r"Checkpoint directory .* exists and is not empty.*",  # a resumed run writes where it started, by design
 )
 LOG_PREFIXES = ("💡 Tip: For seamless cloud logging",)      # Lightning's LitLogger advertisement
 

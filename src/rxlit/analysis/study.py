@@ -22,7 +22,6 @@ commands and the resolved configs); ``saliency.npz`` holds the arrays of salienc
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import shlex
@@ -36,11 +35,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rxlit.training.checkpoint import TRAINING_KEYS, config_hash  # noqa: F401  (also this module's API)
+
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 STUDIES: dict[str, Callable[[StudyContext], dict]] = {}
 
-# Keys of a training config that decide the trained weights (the rest is logging and paths).
-TRAINING_KEYS = ("data", "model", "adv", "reg", "optim", "sched", "trainer", "seed", "eval_attack", "channels_last")
 
 
 def register_study(name: str):
@@ -76,15 +75,6 @@ def study_settings(cfg: DictConfig | dict) -> dict:
     return study
 
 
-def config_hash(train_cfg: dict) -> str:
-    relevant = {k: train_cfg.get(k) for k in TRAINING_KEYS}
-    relevant["data"] = {k: v for k, v in (relevant["data"] or {}).items() if k not in ("root", "num_workers", "pin_memory")}
-    relevant["trainer"] = {k: v for k, v in (relevant["trainer"] or {}).items()
-                           if k not in ("enable_progress_bar", "enable_model_summary", "log_every_n_steps")}
-    text = json.dumps(relevant, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
-
-
 class StudyContext:
     """What a study function needs: its settings, models, evaluation subset and run folder."""
 
@@ -118,38 +108,69 @@ class StudyContext:
             self._models[key, seed] = self._train_or_reuse(key, seed)
         return self._models[key, seed]
 
+    def job(self, key: str, seed: int) -> dict:
+        """How model ``key`` with ``seed`` is trained: the train.py overrides (ending in its run name,
+        which ends in the config hash), the run name and the hash."""
+        overrides = [*self.training_overrides(key, seed), *self.logging_overrides()]
+        probe = to_train_dict(compose_train([*overrides, f"paths.output_dir={self.run_dir / 'models' / key}"]))
+        digest = config_hash(probe)
+        run_name = f"{probe['data']['name']}-{probe['model']['name']}-{key}-s{probe['seed']}-{digest}"
+        return {"key": key, "seed": seed, "overrides": [*overrides, f"run_name={run_name}"], "run_name": run_name,
+                "config_hash": digest, "checkpoints": probe["paths"]["checkpoints"],
+                "config": {k: probe.get(k) for k in TRAINING_KEYS}}
+
+    def logging_overrides(self) -> list[str]:
+        """The runs of a study share a W&B group (``<study>-<data>-<model>``) and the tags study and <study>,
+        unless the command line sets ``logger.group``."""
+        logger = self.cfg.get("logger") or {}
+        if logger.get("name") != "wandb":
+            return []
+        out = []
+        if logger.get("group") is None:
+            out.append(f"logger.group={self.study['name']}-{self.cfg.data.name}-{self.cfg.model.name}")
+        tags = [*list(logger.get("tags") or []), "study", self.study["name"]]
+        return [*out, f"logger.tags=[{','.join(dict.fromkeys(tags))}]"]
+
+    def finished(self, job: dict) -> dict | None:
+        """A finished run of this job's training config, if any (its run name, or any other run with
+        the same config hash: a run made with train.py -m counts), as the study's model info."""
+        from rxlit.training.checkpoint import find_finished_run
+
+        index = find_finished_run(job["checkpoints"], job["config_hash"], prefer=job["run_name"])
+        if index is not None:
+            return {"run_name": index["run_name"], "checkpoint": index["best_checkpoint"] or index["last_checkpoint"],
+                    "test": index.get("test", {}), "train_time_s": index.get("wall_time_s"),
+                    "overrides": job["overrides"], "command": train_command(job["overrides"])}
+        legacy = Path(job["checkpoints"]) / job["run_name"]  # studies before run.json existed
+        if (legacy / "best.ckpt").is_file() and (legacy / "study_model.json").is_file():
+            return json.loads((legacy / "study_model.json").read_text())
+        return None
+
     def _train_or_reuse(self, key: str, seed: int) -> torch.nn.Module:
         from rxlit.training.checkpoint import load_model
-        from rxlit.training.run import to_dict, train
+        from rxlit.training.run import train
 
-        overrides = self.training_overrides(key, seed)
-        probe = to_dict(compose_train([*overrides, f"paths.output_dir={self.run_dir / 'models' / key}"]))
-        run_name = f"{probe['data']['name']}-{probe['model']['name']}-{key}-s{probe['seed']}-{config_hash(probe)}"
-        ckpt_dir = Path(probe["paths"]["checkpoints"]) / run_name
-        info_path = ckpt_dir / "study_model.json"
-        best = ckpt_dir / "best.ckpt"
+        job = self.job(key, seed)
         start = time.time()
-        if best.is_file() and info_path.is_file():
-            info = json.loads(info_path.read_text())
+        info = self.finished(job)
+        if info is not None:
             info["reused"] = True
-            print(f"[study] {key}: reusing {best}", flush=True)
+            print(f"[study] {key}/s{seed}: reusing {info['checkpoint']}", flush=True)
         else:
-            print(f"[study] {key}: training {run_name}", flush=True)
-            cfg = compose_train([*overrides, f"paths.output_dir={self.run_dir / 'models' / key}",
-                                 f"run_name={run_name}"])
-            report = train(cfg)
-            best = Path(report["best_checkpoint"] or report["last_checkpoint"])
-            info = {"run_name": report["run_name"], "checkpoint": str(best), "test": report.get("test", {}),
-                    "train_time_s": report.get("wall_time_s"), "overrides": overrides,
-                    "command": "python scripts/train.py " + " ".join(shlex.quote(o) for o in overrides
-                                                                      + [f"run_name={run_name}"])}
-            (best.parent / "study_model.json").write_text(json.dumps(info, indent=2))
-            info["reused"] = False
+            print(f"[study] {key}/s{seed}: training {job['run_name']}", flush=True)
+            report = train(compose_train([*job["overrides"], f"paths.output_dir={self.run_dir / 'models' / key}"]))
+            info = {"run_name": report["run_name"], "checkpoint": report["best_checkpoint"] or report["last_checkpoint"],
+                    "test": report.get("test", {}), "train_time_s": report.get("wall_time_s"),
+                    "overrides": job["overrides"], "command": train_command(job["overrides"]), "reused": False}
         info["load_time_s"] = round(time.time() - start, 2)
-        info["config"] = {k: probe.get(k) for k in TRAINING_KEYS}
+        info["config"] = job["config"]
         self.models_info[f"{key}/s{seed}"] = info
         model, _ = load_model(info["checkpoint"], device=self.device)
         return model
+
+    def jobs(self) -> list[dict]:
+        """Every (model, seed) the study needs: ``study.models`` x ``study.seeds``."""
+        return [self.job(key, seed) for key in (self.study.get("models") or {}) for seed in self.seeds]
 
     # --- data --------------------------------------------------------------------------------
     def subset(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -167,6 +188,16 @@ class StudyContext:
     def keyed(self) -> dict:
         """Keyword arguments that key a metric's noise by (study seed, example index)."""
         return {"seed": self.seed, "index": self.subset()[2]}
+
+
+def to_train_dict(cfg) -> dict:
+    from rxlit.training.run import to_dict
+
+    return to_dict(cfg)
+
+
+def train_command(overrides: list[str]) -> str:
+    return "python scripts/train.py " + " ".join(shlex.quote(o) for o in overrides)
 
 
 def study_run_dir(cfg: DictConfig, stamp: str) -> Path:

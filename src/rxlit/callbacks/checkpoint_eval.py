@@ -34,7 +34,7 @@ from rxlit.callbacks.saliency import saliency_grid, saliency_maps, save_png
 from rxlit.callbacks.spec import EvalSpec, parse_spec
 from rxlit.callbacks.tables import markdown, nested, rich_tables
 from rxlit.models import Normalize, WeightsError, build_with_weights, read_weights
-from rxlit.training.checkpoint import CheckpointError, load_model, read_checkpoint
+from rxlit.training.checkpoint import CheckpointError, checkpoint_origin, load_model, read_checkpoint
 
 # What must agree between the checkpoint's data set and the one it is evaluated on.
 DATA_KEYS = ("num_classes", "in_chans", "image_size")
@@ -123,7 +123,7 @@ def checkpoint_source(cfg: dict, path: str, device: torch.device) -> tuple[Sourc
               "a train.py checkpoint brings its own normalisation")
     epoch = int(cfg["epoch"]) if cfg.get("epoch") is not None else int(ckpt.get("epoch", 0))
     label = f"{Path(path).parent.name}/{Path(path).name}"
-    info = {"checkpoint": str(path), "model": {"name": hparams["model"].get("name")},
+    info = {"checkpoint": str(path), "trained": checkpoint_origin(path, ckpt), "model": {"name": hparams["model"].get("name")},
             "normalization": {**normalizer_stats(model), "source": "the checkpoint (rxlit)"}}
     return Source(model, datamodule, attack, epoch, run_seed, label, info), spec
 
@@ -308,7 +308,7 @@ def print_tables(result: EvalResult, title: str) -> None:
 
 def log_result(cfg: dict, result: EvalResult, grid, run_name: str, out: Path, info: dict) -> None:
     """Scalars to the configured logger; to W&B also the results table and the saliency grid."""
-    from rxlit.training.loggers import build_logger
+    from rxlit.training.loggers import build_logger, record_evaluated_checkpoint
     from rxlit.training.run import finish_wandb
 
     logger = build_logger(cfg.get("logger") or {"name": "none"}, f"eval-{run_name.replace(' ', '-')}", out)
@@ -318,6 +318,8 @@ def log_result(cfg: dict, result: EvalResult, grid, run_name: str, out: Path, in
         params = {k: v for k, v in cfg.items() if k != "hydra"}
         params["normalization"] = info.get("normalization")
         logger.log_hyperparams(params)
+        if info.get("trained"):  # the training run, checkpoint and W&B artifact evaluated
+            record_evaluated_checkpoint(logger, info["trained"])
         logger.log_metrics({k: float(v) for k, v in result.scalars().items()}, step=result.epoch)
         log_media([logger], grid, table_rows(result), result, step=result.epoch)
         logger.save()

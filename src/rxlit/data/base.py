@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from rxlit.registry import Registry
 
+from .order import EpochClock, EpochSampler, WorkerSeeds
 from .splits import random_subset, stratified_subset
 
 DATASETS = Registry("dataset")
@@ -116,6 +117,7 @@ class RxDataModule(L.LightningDataModule):
         self.limits = {"train": limit_train, "val": limit_val, "test": limit_test}
         self.attack: dict[str, float] = dict(self.default_attack)
         self._splits: dict[str, Any] | None = None
+        self.clock: EpochClock | None = None  # the training loader's epoch (set when it is built)
         self._subsets: dict[tuple[int, str, bool], tuple[Tensor, Tensor, Tensor]] = {}
 
     # -- what a subclass provides -------------------------------------------------------------
@@ -148,16 +150,26 @@ class RxDataModule(L.LightningDataModule):
         return dataset.with_transform(transform) if transform is not None else dataset
 
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        sampler = worker_init = generator = None
+        if shuffle:  # epoch k's order and augmentation depend on (seed, k) only: exact resume
+            trainer = getattr(self, "trainer", None)
+            # the epoch Lightning will pass to set_epoch (current_epoch lags it while a resume loads)
+            epoch = trainer.fit_loop.epoch_progress.current.processed if trainer else 0
+            self.clock = EpochClock(self.seed, epoch, trainer.global_rank if trainer else 0)
+            sampler, worker_init = EpochSampler(dataset, self.clock), WorkerSeeds(self.clock)
+            # the loader draws its workers' base seed from this, not from the global RNG
+            generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             generator=generator,
+            worker_init_fn=worker_init,
             drop_last=False,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            # persistent workers would carry their random streams from epoch to epoch
+            persistent_workers=False,
         )
 
     def train_dataloader(self) -> DataLoader:

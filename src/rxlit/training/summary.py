@@ -1,6 +1,8 @@
-"""The console summary table printed at the end of a run."""
+"""The summary of a run: printed on the console at the end, and kept as ``summary.md`` in its folder."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -13,7 +15,8 @@ EXPLAIN_PREFIXES = ("xai/", "model/")
 _WIDTH = 120
 
 
-def print_summary(report: dict) -> None:
+def summary_tables(report: dict) -> list[Table]:
+    """The main metrics table, then the explanation tables of the last evaluation."""
     table = Table(show_lines=False)
     table.add_column("metric", no_wrap=True)
     table.add_column("value", justify="right")
@@ -24,14 +27,56 @@ def print_summary(report: dict) -> None:
                 explained[key] = value
             else:
                 table.add_row(key, f"{value:.4f}")
+    tables = [table]
+    if explained:
+        from rxlit.callbacks.tables import rich_tables
+
+        tables += rich_tables(explained, title="explanations (last evaluation)")
+    return tables
+
+
+def status_line(report: dict) -> str:
+    line = f"status: {report.get('status', '?')}"
+    if report.get("epochs") is not None:
+        line += f", {report['epochs']} epochs, step {report.get('global_step')}"
+    if report.get("wall_time_s") is not None:
+        line += f", {report['wall_time_s']} s"
+    return line
+
+
+def folders_line(report: dict) -> str:
+    return f"checkpoints: {report.get('checkpoint_dir')}   outputs: {report.get('output_dir')}"
+
+
+def print_summary(report: dict) -> None:
     console = Console()
     if not console.is_terminal:
         console = Console(width=_WIDTH)
     console.rule(f"rxlit run {report.get('run_name', '')}")
-    console.print(table)
-    if explained:
-        from rxlit.callbacks.tables import rich_tables
+    for table in summary_tables(report):
+        console.print(table)
+    console.print(folders_line(report))
 
-        for extra in rich_tables(explained, title="explanations (last evaluation)"):
-            console.print(extra)
-    console.print(f"checkpoints: {report.get('checkpoint_dir')}   outputs: {report.get('output_dir')}")
+
+def markdown_table(table: Table) -> str:
+    """A rich table as a GitHub markdown table (title as a heading)."""
+    columns = table.columns
+    rows = zip(*(list(column.cells) for column in columns))
+    lines = [f"### {table.title}", ""] if table.title else []
+    lines += ["| " + " | ".join(str(c.header) for c in columns) + " |", "|---" * len(columns) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(report: dict, path: str | Path) -> None:
+    """``summary.md``: the console summary, plus the run's status and, for a failed run, its error."""
+    parts = [f"# rxlit run {report.get('run_name', '')}", "", status_line(report), ""]
+    if report.get("error"):
+        parts += [f"error: `{report['error'].splitlines()[0][:500]}`", ""]
+    if report.get("note"):
+        parts += [report["note"], ""]
+    if report.get("fit") or report.get("test"):
+        parts += [markdown_table(t) for t in summary_tables(report)]
+    parts += [folders_line(report), ""]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(parts))
