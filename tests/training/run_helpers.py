@@ -61,8 +61,10 @@ def run_train(args: list[str], cwd: Path, env: dict | None = None, timeout: floa
               script: str = "train.py") -> subprocess.CompletedProcess:
     """``python scripts/<script> args`` in ``cwd`` (not checked: the caller looks at the return code)."""
     cwd.mkdir(parents=True, exist_ok=True)
-    base = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(HERE)])}
+    # not WANDB_SERVICE: a W&B service started by this (pytest) process would outlive a killed run and
+    # keep its run id in use; each run starts its own service, as it does on a cluster
+    base = {**{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}, "WANDB_MODE": "offline",
+            "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(HERE)])}
     return subprocess.run([sys.executable, str(REPO / "scripts" / script), *args], cwd=cwd,
                           env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout)
 

@@ -108,10 +108,6 @@ class RunWandbLogger(WandbLogger):
         self._defined: set[str] = set()
         self._started = False
 
-    @property
-    def run_id(self) -> str:
-        return self.experiment.id
-
     @rank_zero_only
     def log_metrics(self, metrics, step: int | None = None) -> None:
         logged = self._state.setdefault("logged", {})

@@ -360,6 +360,10 @@ def train_hydra_job(cfg: DictConfig) -> dict:
 
 
 def script_command() -> list[str]:
+    """``python scripts/train.py`` (also when the sweep was launched by scripts/study.py)."""
+    script = Path(__file__).resolve().parents[3] / "scripts" / "train.py"
+    if script.is_file():
+        return [sys.executable, str(script)]
     import __main__
 
     spec = getattr(__main__, "__spec__", None)
@@ -372,7 +376,9 @@ def train_job_in_subprocess(overrides: list[str], output_dir: Path, job_num: int
     """Run one sweep job as a single run (``hydra.run.dir`` = the job's folder) and return its report."""
     command = [*script_command(), *overrides, f"hydra.run.dir={output_dir}", "hydra.output_subdir=null"]
     print(f"[sweep] job {job_num}: its own process for its DDP ranks, in {output_dir}", flush=True)
-    code = subprocess.run(command, check=False).returncode
+    # its own W&B service: one shared with this process would keep a killed job's run id in use
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    code = subprocess.run(command, check=False, env=env).returncode
     metrics = output_dir / "metrics.json"
     report = json.loads(metrics.read_text()) if metrics.is_file() else {}
     if code != 0:
