@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -262,6 +263,7 @@ def train(cfg: DictConfig | dict) -> dict:
     """Train, validate every epoch, test the best checkpoint; write config.json, metrics.json,
     summary.md and the run's log (train.log)."""
     cfg = to_dict(cfg)
+    composed = copy.deepcopy(cfg)  # as composed: the run index hashes this (prepare resolves eval_attack in cfg)
     quiet_known_noise()
     start = time.time()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
@@ -269,7 +271,7 @@ def train(cfg: DictConfig | dict) -> dict:
     run = prepare(cfg, output_dir)
     with run_log(output_dir, write=rank_zero_only.rank == 0):
         log_start(cfg, run, output_dir)
-        report = fit_and_test(cfg, run, output_dir, start)
+        report = fit_and_test(cfg, run, output_dir, start, composed)
     return report
 
 
@@ -283,7 +285,7 @@ def log_start(cfg: dict, run: Prepared, output_dir: Path) -> None:
     log.info("outputs in %s", output_dir)
 
 
-def fit_and_test(cfg: dict, run: Prepared, output_dir: Path, start: float) -> dict:
+def fit_and_test(cfg: dict, run: Prepared, output_dir: Path, start: float, composed: dict) -> dict:
     datamodule, module, ckpt_dir, logger = run.datamodule, run.module, run.ckpt_dir, run.logger
     trainer = make_trainer(cfg, run.callbacks, logger)
     write_json(output_dir / "config.json", cfg)
@@ -318,7 +320,7 @@ def fit_and_test(cfg: dict, run: Prepared, output_dir: Path, start: float) -> di
         if trainer.is_global_zero:
             log_end(report)
             write_summary(report, output_dir / "summary.md")
-            write_run_index(ckpt_dir, cfg, report)
+            write_run_index(ckpt_dir, composed, report)
     if trainer.is_global_zero:
         print_summary(report)
     return report
