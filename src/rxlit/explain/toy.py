@@ -1,7 +1,7 @@
 """Closed-form models for the property tests of Tan & Tian (2023), Yeh et al. (2019) and
 Agarwal et al. (2021): a linear score and the piecewise toy of Tan & Tian section 5.2.
 
-DESIGN.md does not spell out the toy's exact formula; we use the piecewise-linear
+Tan & Tian do not spell out the toy's exact formula here; we use the piecewise-linear
 ``f(x1, x2) = x1 if x1 >= x2 else x2`` (i.e. ``max(x1, x2)``). At a point with ``x1 > x2`` its
 gradient is ``[1, 0]`` while the Gaussian-smoothed gradient is
 ``[Phi(t), 1 - Phi(t)]``, ``t = (x1 - x2) / (sqrt(2) sigma)``, which tends to ``[0.5, 0.5]`` as
