@@ -310,8 +310,11 @@ def log_wandb(table: dict, correlations: list[dict], plot: Path | None, out: Pat
 
 
 def wandb_mode(requested: str = "auto") -> str:
-    """``auto``: WANDB_MODE if set, else offline (``wandb sync`` uploads later)."""
-    return os.environ.get("WANDB_MODE", "offline") if requested == "auto" else requested
+    """``auto``: WANDB_MODE if set, else offline (``wandb sync`` uploads later). An explicit mode goes
+    through the training runs' check, so ``online`` without credentials fails fast instead of prompting."""
+    from rxlit.training.loggers import wandb_mode as checked_mode
+
+    return os.environ.get("WANDB_MODE", "offline") if requested == "auto" else checked_mode(requested)
 
 
 def compare(folders, out: str | Path, wandb: str = "auto") -> dict:
