@@ -13,8 +13,8 @@ every rank), which runs every pending metric reduction, in the same order on eve
 whose progress bar already ran them reads its cache and communicates nothing, so every rank's next
 collective is the same one whatever callbacks, progress bar or logger run before or after. Every
 rxlit hook that communicates across ranks runs inside one: the explanation evaluation, the
-adversarial-accuracy reduction of ``val/adv_acc`` and the NaN check of every training step (there
-the flush finds nothing to reduce: step values are never synchronised). Checkpoints are saved by
+adversarial-accuracy reduction of ``val/adv_acc`` and the NaN check of every training step (which
+skips the flush: step values are never synchronised, so nothing is pending there). Checkpoints are saved by
 Lightning's ``ModelCheckpoint`` (which reads the metrics on every rank itself); W&B files and
 JSON are written by rank 0 without any collective.
 
@@ -50,13 +50,14 @@ def flush_metric_reductions(trainer) -> None:
 
 
 @contextmanager
-def collective_section(trainer, name: str) -> Iterator[None]:
+def collective_section(trainer, name: str, flush: bool = True) -> Iterator[None]:
     """Run the body's collectives with no pending metric reduction before or after them.
 
     Every rank must enter the section at the same point (a hook that runs on every rank). ``name``
     is what a timeout error reports as the place the rank was waiting.
     """
-    distributed = trainer is not None and trainer.world_size > 1
+    # flush=False: inside training_step, where Lightning has no reduction pending (keeps the hot path light)
+    distributed = flush and trainer is not None and trainer.world_size > 1
     try:
         if distributed:
             flush_metric_reductions(trainer)

@@ -117,7 +117,7 @@ class RxLitModule(L.LightningModule):
         trainer = self._trainer  # None when the step runs outside a Trainer (benchmarks, notebooks)
         healthy = reason is None
         if trainer is not None and trainer.world_size > 1:
-            with collective_section(trainer, f"the divergence check of step {self.global_step}"):
+            with collective_section(trainer, f"the divergence check of step {self.global_step}", flush=False):
                 healthy = trainer.strategy.reduce_boolean_decision(healthy, all=True)
         if healthy:
             return
