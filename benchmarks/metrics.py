@@ -44,9 +44,9 @@ import torch
 from torch import nn
 
 from rxlit.explain.core import gradient_rows
+from rxlit.explain.features import grid_mask
 from rxlit.metrics import infidelity, local_lipschitz, max_sensitivity
 from rxlit.metrics.engine import default_chunk
-from rxlit.metrics.perturbations import grid_groups
 
 SG_SAMPLES, SIGMA, RADIUS, LIME_SAMPLES, LIME_FEATURES, INFD_SAMPLES = 30, 0.03, 0.02, 100, 16, 100
 CASES = ("local_lipschitz(grad)", "max_sensitivity(smoothgrad)", "local_lipschitz(lime)", "infidelity(grad)")
@@ -80,7 +80,7 @@ def repeat(x, y, k):
 
 def lime_images(points, k_rows):
     """``k_rows`` coalition images of every point: random halves of 16 grid patches set to 0."""
-    labels = grid_groups(points.shape[-2], points.shape[-1], LIME_FEATURES).flatten()
+    labels = grid_mask(points.shape[-2], points.shape[-1], n_groups=LIME_FEATURES).flatten()
     rows = points.repeat_interleave(k_rows, 0)
     keep = torch.rand(rows.shape[0], int(labels.max()) + 1) < 0.5
     return rows * keep[:, labels].view(rows.shape[0], 1, *points.shape[-2:])
@@ -139,7 +139,7 @@ def captum_explainers(model, x):
     saliency, tunnel = Saliency(model), NoiseTunnel(Saliency(model))
     lime = Lime(model, interpretable_model=SkLearnRidge(alpha=1.0),
                 similarity_func=get_exp_kernel_similarity_function("cosine", 1.0))
-    mask = grid_groups(x.shape[-2], x.shape[-1], LIME_FEATURES).view(1, 1, *x.shape[-2:]).expand(1, *x.shape[1:])
+    mask = grid_mask(x.shape[-2], x.shape[-1], n_groups=LIME_FEATURES).view(1, 1, *x.shape[-2:]).expand(1, *x.shape[1:])
 
     def grad(inputs, target):
         return saliency.attribute(inputs, target=target, abs=False)

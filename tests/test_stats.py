@@ -41,6 +41,24 @@ def test_pearson_matches_numpy_and_checks_lengths():
         stats.pearson([1, 2], [1, 2, 3])
 
 
+def test_row_correlations_agree_with_the_per_vector_ones():
+    """The metrics' row-wise correlations (faithfulness) and the studies' per-vector ones are one
+    statistic: equal row by row, ties and an undefined (constant) row included."""
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 4, (5, 12)).astype(float)  # ties
+    b = a + rng.normal(0, 1.5, (5, 12))
+    b[3] = 7.0  # a constant row: undefined
+    rho, r = stats.row_spearman(a, b), stats.row_pearson(a, b)
+    for i in range(5):
+        for row, vector in ((rho, stats.spearman), (r, stats.pearson)):
+            expected = vector(a[i], b[i])
+            assert (math.isnan(row[i]) and math.isnan(expected)) or row[i] == pytest.approx(expected, abs=1e-12)
+    assert stats.spearman_test(a[0], b[0])[0] == pytest.approx(stats.spearman(a[0], b[0]), abs=1e-15)
+    assert stats.spearman_test(a[0], b[0])[1] == pytest.approx(sps.spearmanr(a[0], b[0]).pvalue)
+    assert all(math.isnan(v) for v in stats.spearman_test([1, 2], [2, 1]))  # 2 points: no p-value
+    assert np.isnan(stats.row_pearson(a[:, :1], b[:, :1])).all()  # one column: undefined
+
+
 def test_loglog_slope_recovers_power_laws():
     n = np.array([16, 32, 64, 128, 256, 512])
     slope, intercept = stats.loglog_slope(n, 3.0 * n ** -0.5)

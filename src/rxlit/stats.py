@@ -105,6 +105,38 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     return float(sps.spearmanr(a, b).statistic)
 
 
+def spearman_test(a: Sequence[float], b: Sequence[float], min_n: int = 3) -> tuple[float, float]:
+    """Spearman's rho and its two-sided p-value (``scipy.stats.spearmanr``) of the finite pairs;
+    NaN for both with fewer than ``min_n`` pairs (3: a p-value of 2 points means nothing) or a
+    constant side."""
+    a, b = _finite_pairs(a, b)
+    if len(a) < max(2, min_n) or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan, math.nan
+    result = sps.spearmanr(a, b)
+    return float(result.statistic), float(result.pvalue)
+
+
+def row_pearson(a, b) -> np.ndarray:
+    """Pearson correlation of every row of ``a`` with the same row of ``b`` ((rows, n) arrays;
+    ``scipy.stats.pearsonr`` along axis 1, in float64); NaN for a constant row or ``n < 2``."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"row correlations need two (rows, n) arrays of one shape, got {a.shape} and {b.shape}")
+    if a.shape[1] < 2:
+        return np.full(a.shape[0], math.nan)
+    with warnings.catch_warnings():  # a constant row is undefined (NaN), not an error
+        warnings.simplefilter("ignore", sps.ConstantInputWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(sps.pearsonr(a, b, axis=1).statistic, dtype=np.float64)
+
+
+def row_spearman(a, b) -> np.ndarray:
+    """Spearman's rank correlation of every row pair: :func:`row_pearson` of the rows' average
+    ranks (``scipy.stats.rankdata``; ``spearmanr`` has no row-wise form)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return row_pearson(sps.rankdata(a, axis=1), sps.rankdata(b, axis=1))
+
+
 def loglog_slope(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """``(slope, intercept)`` of the least-squares line ``log y = slope * log x + intercept``
     (``scipy.stats.linregress``); non-positive or non-finite points are dropped."""

@@ -83,3 +83,17 @@ def test_scalar_and_tensor_baselines_agree():
                         generator=torch.Generator().manual_seed(0))
                 for baseline in (0.3, torch.full_like(x, 0.3))]
         assert torch.allclose(runs[0], runs[1], rtol=1e-12, atol=1e-14), method
+
+
+@pytest.mark.parametrize("height,width,n_groups", [(32, 32, 100), (8, 8, 16), (8, 12, 10), (5, 7, 1000)])
+def test_faithfulness_groups_are_lime_grid_patches(height, width, n_groups):
+    """The removal metrics' ``groups=n`` and a grid of feature groups are one grid: square patches of
+    side round(sqrt(HW / n)), labelled row-major."""
+    from rxlit.metrics.perturbations import resolve_groups
+
+    x = torch.rand(2, 3, height, width)
+    side = max(1, round((height * width / n_groups) ** 0.5))
+    lime = feature_groups(x, "grid", feature_options={"side": side})
+    metric = resolve_groups(n_groups, x)
+    assert torch.equal(metric.flatten(1), lime.index.view(2, 3, -1)[:, 0])
+    assert torch.equal(resolve_groups("pixels", x)[0].flatten(), torch.arange(height * width))

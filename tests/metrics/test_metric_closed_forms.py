@@ -64,6 +64,29 @@ def test_square_perturbation_enumerates_every_square(linear):
     torch.testing.assert_close(infd, df.pow(2).mean(1))
 
 
+def test_square_explanation_minimises_the_square_law_infidelity():
+    """The "square" explanation and infidelity's "square" law enumerate the same squares: on a
+    nonlinear model the explanation is the least-squares optimum, so its unnormalised infidelity is
+    a minimum (stepping either way along any direction that changes I.phi costs the quadratic term)."""
+    from rxlit.explain import explain
+
+    g = torch.Generator().manual_seed(2)
+    M = torch.randn(36, 36, generator=g, dtype=torch.float64)
+    model = Quadratic(M @ M.T / 36)
+    x = 0.2 + 0.8 * torch.rand(3, 1, 6, 6, generator=g, dtype=torch.float64)
+    phi = explain(model, x, torch.zeros(3, dtype=torch.long), "square", max_side=2)
+
+    def infd(a):
+        return infidelity(model, x, 0, a, perturbation="square", max_side=2, normalize=False)
+
+    best = infd(phi)
+    for _ in range(3):
+        d = 0.05 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+        assert (infd(phi + d) > best).all() and (infd(phi - d) > best).all()
+    # first-order optimality: the infidelity is quadratic in phi, so the two steps cost the same
+    torch.testing.assert_close(infd(phi + d) - best, infd(phi - d) - best, rtol=1e-6, atol=1e-12)
+
+
 def test_local_lipschitz_of_grad_on_a_quadratic_approaches_the_spectral_norm():
     # grad f(x) - grad f(x_i) = A (x - x_i): the ratio is ||A u||, u a random direction, whose
     # maximum tends to ||A||_2 from below. d = 4 keeps the top-eigenvector cap non-negligible.

@@ -1,5 +1,6 @@
 """activation_kinds, replace_activations and disable_inplace on small hand-made models."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -39,3 +40,22 @@ def test_disable_inplace():
     model = nn.Sequential(nn.ReLU(inplace=True), nn.Hardswish(inplace=True), nn.Dropout(inplace=True))
     assert disable_inplace(model) == 3
     assert not any(getattr(m, "inplace", False) for m in model.modules())
+
+
+def test_one_activation_list_for_models_and_guided_backprop():
+    """activation_kinds and guided backprop's refusal read the same list: GLU (a gated activation)
+    is named by one and refused by the other; softmax and attention are neither."""
+    from rxlit.explain.guided import check_relu_network
+
+    glu = nn.Sequential(nn.Linear(4, 8), nn.GLU(), nn.Linear(4, 2), nn.Softmax(dim=1))
+    assert activation_kinds(glu) == {"GLU"}
+    with pytest.raises(ValueError, match="GLU activation at '1'"):
+        check_relu_network(glu)
+    relu = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.MultiheadAttention(4, 1), nn.Softmax(dim=1))
+    assert activation_kinds(relu) == {"ReLU"}
+    check_relu_network(relu)  # nothing to refuse
+
+    class Swish(nn.SiLU):  # a subclass defined outside torch is still an activation
+        pass
+
+    assert activation_kinds(nn.Sequential(Swish())) == {"Swish"}

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from rxlit.activations import is_activation
 from rxlit.models import BACKBONES, activation_kinds, build_model, min_image_size
-from rxlit.models.activations import is_activation
 
 ALL_BACKBONES = BACKBONES.names()
 NUM_CLASSES = 10

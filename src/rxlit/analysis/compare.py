@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rxlit.stats import proportion_interval
+from rxlit.stats import proportion_interval, spearman_test
 
 ACCURACY = ("model/clean_accuracy", "model/robust_accuracy")
 MODEL_COLUMNS = [("accuracy", "model/clean_accuracy"), ("robust accuracy", "model/robust_accuracy"),
@@ -147,15 +147,6 @@ def comparison_table(entries: list[Entry]) -> dict:
     return {"columns": ["model"] + [title for title, _ in keys], "keys": [key for _, key in keys], "rows": rows}
 
 
-def _spearman(a: list[float], b: list[float]) -> tuple[float, float]:
-    from scipy.stats import spearmanr
-
-    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
-        return math.nan, math.nan
-    result = spearmanr(a, b)
-    return float(result.statistic), float(result.pvalue)
-
-
 def rank_correlations(entries: list[Entry]) -> list[dict]:
     """Per method: Spearman's rho (and p) across models between the model's L (and H) and the
     method's explanation local Lipschitz estimate, over the models that have all three."""
@@ -165,9 +156,9 @@ def rank_correlations(entries: list[Entry]) -> list[dict]:
         have = [e for e in entries if key in e.summaries and "model/model_local_lipschitz" in e.summaries]
         expl = [e.summaries[key]["mean"] for e in have]
         lip = [e.summaries["model/model_local_lipschitz"]["mean"] for e in have]
-        rho_l, p_l = _spearman(lip, expl)
+        rho_l, p_l = spearman_test(lip, expl)
         smooth = [e for e in have if "model/model_smoothness" in e.summaries]
-        rho_h, p_h = _spearman([e.summaries["model/model_smoothness"]["mean"] for e in smooth],
+        rho_h, p_h = spearman_test([e.summaries["model/model_smoothness"]["mean"] for e in smooth],
                                [e.summaries[key]["mean"] for e in smooth])
         out.append({"method": method, "n_models": len(have), "rho_L": rho_l, "p_L": p_l, "rho_H": rho_h, "p_H": p_h})
     return out

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from rxlit.activations import other_activations
 from rxlit.explain.core import map_chunks, register_method, scalar_output
 
 _RELU = {F.relu, torch.relu, Tensor.relu}
@@ -29,13 +30,8 @@ _OTHER_ACTIVATIONS = {
     F.leaky_relu: "leaky_relu", F.prelu: "prelu", F.hardtanh: "hardtanh (e.g. ReLU6)",
     F.relu6: "relu6", F.logsigmoid: "logsigmoid", F.tanhshrink: "tanhshrink",
     torch.sigmoid: "sigmoid", Tensor.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
-    torch.tanh: "tanh", Tensor.tanh: "tanh", F.tanh: "tanh",
+    torch.tanh: "tanh", Tensor.tanh: "tanh", F.tanh: "tanh", F.glu: "glu",
 }
-_OTHER_MODULES = (
-    nn.GELU, nn.SiLU, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish, nn.Hardswish, nn.Hardsigmoid,
-    nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.Hardtanh, nn.LogSigmoid, nn.Sigmoid, nn.Tanh, nn.Tanhshrink,
-    nn.Softsign, nn.GLU, nn.Threshold,
-)
 
 
 class _GuidedReLU(torch.autograd.Function):
@@ -68,29 +64,14 @@ class GuidedReLUMode(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-# Pointwise activation classes live in these modules (torch's and timm's); checked by name so
-# that guided backprop does not import timm.
-_ACTIVATION_HOMES = ("torch.nn.modules.activation", "timm.layers.activations")
-_NOT_POINTWISE = {"Softmax", "Softmin", "LogSoftmax", "Softmax2d", "MultiheadAttention"}
-
-
-def _is_other_activation(module: nn.Module) -> bool:
-    """True for any activation module other than ReLU (torch's or timm's GELUTanh, QuickGELU, ...)."""
-    if isinstance(module, nn.ReLU):
-        return False
-    if isinstance(module, _OTHER_MODULES):
-        return True
-    cls = type(module)
-    return cls.__module__.startswith(_ACTIVATION_HOMES) and cls.__name__ not in _NOT_POINTWISE
-
-
 def check_relu_network(model: nn.Module) -> None:
     """Refuse models whose activation modules are not all ReLU, naming the first offender."""
-    for name, module in model.named_modules():
-        if _is_other_activation(module):
-            raise ValueError(f"guided_backprop is defined for ReLU networks only; the model has a "
-                             f"{type(module).__name__} activation at {name or '<root>'!r}. "
-                             "Use a ReLU backbone or another method.")
+    others = other_activations(model)
+    if others:
+        name, module = others[0]
+        raise ValueError(f"guided_backprop is defined for ReLU networks only; the model has a "
+                         f"{type(module).__name__} activation at {name or '<root>'!r}. "
+                         "Use a ReLU backbone or another method.")
 
 
 def guided_gradient(model: nn.Module, x: Tensor, target: Tensor, output: str = "logit") -> Tensor:

@@ -88,18 +88,23 @@ def noisy_baseline(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: in
     return phi.to(x.dtype).view_as(x)
 
 
-def square_indicators(height: int, width: int, max_side: int, device=None) -> Tensor:
-    """Pixel indicators (N, H*W) of every square of side 1..max_side, side by side, row-major."""
-    rows = torch.arange(height, device=device)
-    cols = torch.arange(width, device=device)
-    masks = []
-    for side in range(1, min(max_side, height, width) + 1):
-        top = torch.arange(height - side + 1, device=device)
-        left = torch.arange(width - side + 1, device=device)
-        row_in = (rows >= top[:, None]) & (rows < top[:, None] + side)
-        col_in = (cols >= left[:, None]) & (cols < left[:, None] + side)
-        masks.append((row_in[:, None, :, None] & col_in[None, :, None, :]).flatten(0, 1).flatten(1))
-    return torch.cat(masks)
+def square_table(height: int, width: int, max_side: int, device=None) -> Tensor:
+    """(side, top, left) of every square of side 1..max_side inside a height x width image, by side,
+    then row-major. The order both the "square" explanation and the infidelity "square" law use."""
+    parts = []
+    for side in range(1, min(max_side, height, width) + 1):  # <= 10 sides: a tiny Python loop
+        top, left = torch.meshgrid(torch.arange(height - side + 1, device=device),
+                                   torch.arange(width - side + 1, device=device), indexing="ij")
+        parts.append(torch.stack([torch.full_like(top, side), top, left], -1).reshape(-1, 3))
+    return torch.cat(parts)
+
+
+def square_masks(params: Tensor, height: int, width: int) -> Tensor:
+    """Boolean masks (n, height, width) of the squares ``params`` = (side, top, left) rows."""
+    side, top, left = (params[:, k].view(-1, 1, 1) for k in range(3))
+    h = torch.arange(height, device=params.device).view(1, -1, 1)
+    w = torch.arange(width, device=params.device).view(1, 1, -1)
+    return (h >= top) & (h < top + side) & (w >= left) & (w < left + side)
 
 
 @register_method("square")
@@ -111,7 +116,7 @@ def square(model: nn.Module, x: Tensor, target: Tensor, *, max_side: int = 4, ou
     if x.dim() != 4:
         raise ValueError(f"square needs images (B, C, H, W), got shape {tuple(x.shape)}")
     batch, _, height, width = x.shape
-    squares = square_indicators(height, width, max_side, device=x.device)
+    squares = square_masks(square_table(height, width, max_side, x.device), height, width).flatten(1)
     n = squares.shape[0]
     keep = (~squares).to(x.dtype).view(n, 1, height, width)
 

@@ -89,6 +89,7 @@ def row_norm(v: Tensor) -> Tensor:
     return v.flatten(1).norm(dim=1) if v.dim() > 1 else v.abs()
 
 
-def safe_ratio(num: Tensor, den: Tensor) -> Tensor:
-    """``num / den`` where ``den != 0`` and ``num`` (Captum's ``safe_div`` with default 1)."""
+def safe_div(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` where ``den != 0`` and ``num`` (Captum's ``safe_div`` with default 1), element-wise
+    on tensors; :func:`rxlit.stats.safe_ratio` is the reporting one (NaN for a zero denominator)."""
     return num / torch.where(den == 0, torch.ones_like(den), den)

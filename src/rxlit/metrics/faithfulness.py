@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from rxlit import rng
+from rxlit import rng, stats
 from rxlit.explain.core import check_units, get_method, method_info, resolve_target
 from rxlit.explain.core import method_options as rxlit_method_options
 from rxlit.metrics.engine import (
@@ -24,7 +24,7 @@ from rxlit.metrics.engine import (
     map_rows,
     model_output,
     row_examples,
-    safe_ratio,
+    safe_div,
 )
 from rxlit.metrics.perturbations import (
     FlatStream,
@@ -105,7 +105,7 @@ def infidelity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, 
     pairs = map_rows(B * n, default_chunk(x, chunk_size), chunk)
     s, df = pairs[:, 0].view(B, n), pairs[:, 1].view(B, n)
     if normalize:
-        beta = safe_ratio((s * df).mean(1), s.pow(2).mean(1))
+        beta = safe_div((s * df).mean(1), s.pow(2).mean(1))
         s = beta.unsqueeze(1) * s
     return (s - df).pow(2).mean(1)
 
@@ -117,23 +117,19 @@ def inverse_l2(a: Tensor, b: Tensor) -> Tensor:
     return 1.0 / (a - b).norm(dim=1).clamp_min(torch.finfo(a.dtype).tiny)
 
 
-def pearson(a: Tensor, b: Tensor) -> Tensor:
-    """Pearson correlation per row; NaN where either row is constant (undefined)."""
-    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
-    den = a.norm(dim=1) * b.norm(dim=1)
-    return torch.where(den > 0, (a * b).sum(1) / den.clamp_min(torch.finfo(a.dtype).tiny), torch.nan)
+def _per_row(statistic: Callable) -> Callable[[Tensor, Tensor], Tensor]:
+    """A row-wise statistic of :mod:`rxlit.stats` (numpy, float64) as a function of two (rows, n)
+    tensors, returning a tensor of their dtype and device."""
+    def fn(a: Tensor, b: Tensor) -> Tensor:
+        out = statistic(a.detach().cpu().double().numpy(), b.detach().cpu().double().numpy())
+        return torch.as_tensor(out, device=a.device).to(a.dtype)
+
+    fn.__name__ = statistic.__name__
+    return fn
 
 
-def average_ranks(v: Tensor) -> Tensor:
-    """Ranks (1-based) per row with ties given their average rank, as in Spearman's rho."""
-    less = (v.unsqueeze(1) < v.unsqueeze(2)).sum(2)
-    equal = (v.unsqueeze(1) == v.unsqueeze(2)).sum(2)
-    return less.to(v.dtype) + (equal.to(v.dtype) + 1) / 2
-
-
-def spearman(a: Tensor, b: Tensor) -> Tensor:
-    """Spearman's rank correlation per row (Pearson of average ranks)."""
-    return pearson(average_ranks(a), average_ranks(b))
+pearson = _per_row(stats.row_pearson)  # NaN where either row is constant (undefined)
+spearman = _per_row(stats.row_spearman)  # Pearson of average ranks
 
 
 SIMILARITIES = {"inverse_l2": inverse_l2, "pearson": pearson, "spearman": spearman}

@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 
 from rxlit import rng
+from rxlit.explain.features import grid_mask
+from rxlit.explain.optimal import square_masks, square_table
 from rxlit.rng import ExampleRNG, Generator
 
 
@@ -163,49 +165,21 @@ def infidelity_perturbation(kind: str, x_shape: Sequence[int], n_samples: int | 
     return noisy, n
 
 
-def square_table(height: int, width: int, max_side: int) -> Tensor:
-    """(side, top, left) of every square of side 1..max_side inside a height x width image."""
-    parts = []
-    for side in range(1, min(max_side, height, width) + 1):  # <= 10 sides: a tiny Python loop
-        top, left = torch.meshgrid(torch.arange(height - side + 1), torch.arange(width - side + 1), indexing="ij")
-        parts.append(torch.stack([torch.full_like(top, side), top, left], -1).reshape(-1, 3))
-    return torch.cat(parts)
-
-
-def square_masks(params: Tensor, height: int, width: int) -> Tensor:
-    """Boolean masks (n, height, width) of the squares ``params`` = (side, top, left) rows."""
-    side, top, left = (params[:, k].view(-1, 1, 1) for k in range(3))
-    h = torch.arange(height, device=params.device).view(1, -1, 1)
-    w = torch.arange(width, device=params.device).view(1, 1, -1)
-    return (h >= top) & (h < top + side) & (w >= left) & (w < left + side)
-
-
 # --- Feature groups for removal-based faithfulness ---------------------------------------------
-
-def grid_groups(height: int, width: int, n_groups: int = 100) -> Tensor:
-    """Square patches as group labels (height, width): patch side ``round(sqrt(HW / n_groups))``.
-
-    100 groups on 32x32 gives 3x3 patches (121 groups, the last row/column narrower), the
-    "about 100 pixel groups" of Tan & Tian.
-    """
-    side = max(1, round(math.sqrt(height * width / n_groups)))
-    per_row = math.ceil(width / side)
-    h = torch.arange(height).view(-1, 1) // side
-    w = torch.arange(width).view(1, -1) // side
-    return h * per_row + w
-
 
 def resolve_groups(groups: int | Tensor | str | None, x: Tensor) -> Tensor:
     """Group labels of shape (B, H, W), consecutive integers from 0, shared by all channels.
 
-    ``int``: that many grid patches (:func:`grid_groups`); ``"pixels"``: one group per pixel;
-    a tensor (H, W) or (B, H, W) of labels (e.g. superpixels from ``rxlit.explain.features``).
+    ``int``: about that many square grid patches, of side ``round(sqrt(HW / groups))`` (100 groups
+    on 32x32 give 3x3 patches: 121 groups, the last row/column narrower, the "about 100 pixel
+    groups" of Tan & Tian); ``"pixels"``: one group per pixel; a tensor (H, W) or (B, H, W) of
+    labels (e.g. superpixels from ``rxlit.explain.features``).
     """
     B, H, W = x.shape[0], x.shape[-2], x.shape[-1]
     if groups is None or groups == "pixels":
-        labels = torch.arange(H * W).view(H, W)
+        labels = grid_mask(H, W, side=1)
     elif isinstance(groups, int):
-        labels = grid_groups(H, W, groups)
+        labels = grid_mask(H, W, side=max(1, round(math.sqrt(H * W / groups))))
     else:
         labels = torch.as_tensor(groups)
     labels = labels.to(x.device).long()

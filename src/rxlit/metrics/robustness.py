@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from rxlit import rng
+from rxlit.activations import replace_activations
 from rxlit.explain.core import forward_scalar, method_info, resolve_target
 from rxlit.metrics.engine import (
     default_chunk,
@@ -38,7 +39,7 @@ from rxlit.metrics.engine import (
     map_rows,
     row_examples,
     row_norm,
-    safe_ratio,
+    safe_div,
 )
 from rxlit.metrics.perturbations import FlatStream, neighbourhood, resolve_generator
 from rxlit.metrics.registry import register_metric
@@ -180,7 +181,7 @@ def _sensitivity(model, x, target, method, n_samples, radius, noise, normalize, 
     target, generator = _prepare(model, x, target, generator, seed, index, epoch)
     d = neighbour_distances(model, x, target, method, n_samples, neighbourhood(noise, radius, clip),
                             generator, chunk_size, method_options, draws=draws)
-    sens = safe_ratio(d.d_phi, row_norm(d.phi).unsqueeze(1)) if normalize else d.d_phi
+    sens = safe_div(d.d_phi, row_norm(d.phi).unsqueeze(1)) if normalize else d.d_phi
     return sens.amax(dim=1) if reduce == "max" else sens.mean(dim=1)
 
 
@@ -230,21 +231,9 @@ def smooth_surrogate(model: nn.Module, beta: float) -> nn.Module:
     The gradient of a ReLU network is piecewise constant, so the explanation change has zero
     gradient almost everywhere; the softplus surrogate gives the ascent a direction.
     """
-    try:
-        from rxlit.models.activations import replace_activations
-    except ImportError:  # rxlit.models not importable: same swap, done locally
-        replace_activations = _replace_relu
     surrogate = copy.deepcopy(model)
     replace_activations(surrogate, lambda: nn.Softplus(beta=beta))
     return surrogate
-
-
-def _replace_relu(model: nn.Module, factory: Callable[[], nn.Module]) -> int:
-    names = [name for name, m in model.named_modules() if name and isinstance(m, nn.ReLU)]
-    for name in names:
-        parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, child, factory())
-    return len(names)
 
 
 # Methods whose explanation is a closed-form function of the input gradient: their ascent
@@ -326,7 +315,7 @@ def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | 
     denom = row_norm(d.phi) if normalize else torch.ones(x.shape[0], device=x.device, dtype=x.dtype)
     best, y = d.d_phi.amax(dim=1), d.best_x
     if steps <= 0:
-        return safe_ratio(best, denom)
+        return safe_div(best, denom)
     surrogate = smooth_surrogate(model, beta)
     step_size = 2.5 * radius / steps if step_size is None else step_size
     chunk = default_chunk(x, chunk_size)
@@ -345,5 +334,5 @@ def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | 
         phi_y = explain_rows(model, y, target, method, draws_at_x(), method_options, chunk)
         change = row_norm(phi_y - d.phi).to(best.dtype)
         best = torch.maximum(best, change)
-    return safe_ratio(best, denom)
+    return safe_div(best, denom)
 

@@ -5,7 +5,7 @@ Every model maps [0, 1] images to logits; ``build_model`` is the single entry po
 ``build_with_weights`` builds one around weights from another project (``read_weights``).
 """
 
-from rxlit.models.activations import activation_kinds, disable_inplace, is_activation, replace_activations
+from rxlit.activations import activation_kinds, disable_inplace, is_activation, replace_activations
 from rxlit.models.factory import (
     BACKBONES,
     Normalization,

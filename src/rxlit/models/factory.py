@@ -16,7 +16,7 @@ from pathlib import Path
 from torch import nn
 
 import rxlit.models.backbones  # noqa: F401 (registers the built-in backbones)
-from rxlit.models.activations import disable_inplace
+from rxlit.activations import disable_inplace
 from rxlit.models.normalize import Normalize, NormalizedModel
 from rxlit.models.registry import BACKBONES, min_image_size
 from rxlit.models.weights import (
