@@ -16,9 +16,8 @@ import torch
 from gpu_helpers import DEVICES, assert_close, inputs, on, routes, tiny_net
 
 from rxlit import rng
-from rxlit.callbacks.evaluate import keyed_robust_accuracy
 from rxlit.explain import explain, list_methods
-from rxlit.metrics import METRICS, compute_metric
+from rxlit.metrics import METRICS, compute_metric, robust_accuracy
 from rxlit.metrics.perturbations import FlatStream
 from rxlit.rng import ExampleRNG, hash_counters
 
@@ -41,7 +40,7 @@ METRIC_OPTIONS = {
     "deletion_auc": {"groups": 16}, "insertion_auc": {"groups": 16},
     "faithfulness_correlation": {"n_samples": 8, "groups": 16},
     "model_local_lipschitz": {"n_samples": 6}, "model_smoothness": {"n_samples": 6},
-    "gradient_norm": {}, "clean_accuracy": {}, "robust_accuracy": {"steps": 3, "eps": 8 / 255, "alpha": 2 / 255},
+    "gradient_norm": {}, "clean_accuracy": {}, "robust_accuracy": {"steps": 3, "eps": 8 / 255, "step": 2 / 255},
 }
 
 
@@ -126,8 +125,6 @@ def test_every_metric_gives_the_cpu_value(device, name):
             expected = metric_call(name, net, x, target, method, "cpu", METRIC_OPTIONS[name])
             assert expected.shape == (4,) and torch.isfinite(expected).all()
             for channels_last in routes(device):
-                if name == "robust_accuracy" and device != "cpu":
-                    continue  # torchattacks draws its random start from the device's own generator
                 model, xd = on(device, net, x, channels_last)
                 got = metric_call(name, model, xd, target.to(device), method, device, METRIC_OPTIONS[name])
                 assert got.device.type == device
@@ -135,17 +132,17 @@ def test_every_metric_gives_the_cpu_value(device, name):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_keyed_robust_accuracy_of_the_evaluation_gives_the_cpu_value(device):
-    """The evaluation's robust accuracy draws its PGD start from keyed noise, so it is the same
-    on every device (unlike rxlit.metrics.robust_accuracy, whose start is torch's per-device stream)."""
+def test_keyed_robust_accuracy_gives_the_cpu_value(device):
+    """robust_accuracy (the evaluation's and val/adv_acc's PGD) draws its start from keyed noise, so
+    it is the same on every device."""
     net, x = tiny_net(torch.float64), inputs(torch.float64, batch=8)
     with torch.no_grad():
         y = net(x).argmax(1)
     index = torch.arange(20, 28)
-    options = {"eps": 0.05, "alpha": 0.0125, "steps": 5, "seed": 3, "epoch": EPOCH}
-    expected = keyed_robust_accuracy(net, x, y, index=index, **options)
+    options = {"eps": 0.05, "step": 0.0125, "steps": 5, "seed": 3, "epoch": EPOCH}
+    expected = robust_accuracy(net, x, y, index=index, **options)
     assert 0 < expected.sum() < 8  # some examples survive the attack, some do not: a real comparison
     for channels_last in routes(device):
         model, xd = on(device, net, x, channels_last)
-        got = keyed_robust_accuracy(model, xd, y.to(device), index=index.to(device), **options)
+        got = robust_accuracy(model, xd, y.to(device), index=index.to(device), **options)
         assert torch.equal(got.cpu(), expected)

@@ -82,7 +82,7 @@ def test_autoattack_scores_the_test_split(make_cfg, monkeypatch):
 def test_autoattack_needs_four_classes():
     from torch import nn
 
-    from rxlit.training.attacks import autoattack
+    from rxlit.metrics.attacks import autoattack
 
     with pytest.raises(ValueError, match="at least 4 classes.*test_attack=pgd"):
         autoattack(nn.Linear(2, 3), 0.1, "linf", n_classes=3)

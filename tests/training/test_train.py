@@ -193,13 +193,13 @@ def check_default_evaluation_against_autoattack(checkpoint: str, n: int = 128) -
     from torchattacks.wrappers.multiattack import MultiAttack
 
     from rxlit.data import build_datamodule
-    from rxlit.training.attacks import pgd
+    from rxlit.metrics.attacks import pgd
 
     model, hparams = load_model(checkpoint)
     spec = hparams["eval_attack"]
     x, y, _ = build_datamodule("digits", seed=0).eval_subset(n, split="test")
     torch.manual_seed(0)
-    default = pgd(model, spec["eps"], spec["step"], spec["steps"], spec["norm"])(x, y)
+    default = pgd(model, x, y, spec["eps"], spec["step"], spec["steps"], spec["norm"])
     gradient_aa = MultiAttack([
         torchattacks.APGD(model, eps=spec["eps"], norm="Linf", loss="ce", n_restarts=1, seed=0),
         torchattacks.APGDT(model, eps=spec["eps"], norm="Linf", n_classes=10, n_restarts=1, seed=0)])(x, y)

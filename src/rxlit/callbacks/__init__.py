@@ -7,7 +7,7 @@
 """
 
 from rxlit.callbacks.callback import ExplanationEvaluation
-from rxlit.callbacks.evaluate import EvalResult, evaluate_subset, keyed_robust_accuracy
+from rxlit.callbacks.evaluate import EvalResult, evaluate_subset
 from rxlit.callbacks.spec import MODEL_METRICS, EvalSpec, parse_spec
 
 
@@ -26,4 +26,4 @@ def evaluate_checkpoint(cfg) -> dict:
 
 
 __all__ = ["MODEL_METRICS", "EvalResult", "EvalSpec", "ExplanationEvaluation", "build_explain_callback",
-           "evaluate_checkpoint", "evaluate_subset", "keyed_robust_accuracy", "parse_spec"]
+           "evaluate_checkpoint", "evaluate_subset", "parse_spec"]

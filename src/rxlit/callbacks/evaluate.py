@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from rxlit.callbacks.spec import ROBUST_OPTIONS, EvalSpec
 from rxlit.explain.core import METHODS, bound_info, declare, eval_mode, explain
-from rxlit.metrics import METRICS, PerExampleMetric, bound_ratios, compute_metric
+from rxlit.metrics import METRICS, PerExampleMetric, bound_ratios, compute_metric, robust_accuracy
 from rxlit.rng import ExampleRNG
 
 # ExampleRNG stream of the explanations handed to faithfulness metrics (any fixed number works;
@@ -75,39 +75,10 @@ def bound_method(name: str, options: dict) -> str | Callable:
     return declare(method, bound_info(name, options))
 
 
-def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int,
-                          seed: int, index: Tensor, epoch: int) -> Tensor:
-    """1.0 where the label survives L-inf PGD (Madry et al. 2018; torchattacks' PGD update), per example.
-
-    Unlike :func:`rxlit.metrics.robust_accuracy` (one torch seed per batch), the random start is
-    drawn from an ExampleRNG, so an example's result does not depend on its batch or DDP rank.
-    """
-    start = ExampleRNG(seed, index.cpu(), epoch, stream=7).uniform(x.shape[1:], device=x.device, dtype=x.dtype)
-    adv = (x + eps * (2 * start - 1)).clamp(0, 1)
-    for _ in range(int(steps)):  # PGD is sequential; each step is one batched pass
-        with torch.enable_grad():
-            adv = adv.detach().requires_grad_(True)
-            loss = nn.functional.cross_entropy(model(adv), y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, adv)
-        adv = (x + (adv.detach() + alpha * grad.sign() - x).clamp(-eps, eps)).clamp(0, 1)
-    with torch.no_grad():
-        return (model(adv).argmax(1) == y).to(x.dtype)
-
-
-def autoattack_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, seed: int) -> Tensor:
-    """1.0 where the label survives standard AutoAttack (Croce & Hein 2020; torchattacks) at L-inf ``eps``.
-
-    Its random restarts are seeded per call (this rank's examples), not per example as the keyed PGD.
-    """
-    from rxlit.metrics.model import robust_accuracy
-
-    return robust_accuracy(model, x, y, attack="autoattack", eps=float(eps), seed=seed).detach()
-
-
 def robust_options(options: dict, attack: dict | None) -> dict:
-    """eps/alpha/steps of robust_accuracy: the config's, else the data set's attack budget."""
+    """eps/step/steps of robust_accuracy: the config's, else the data set's attack budget."""
     attack = attack or {}
-    fallback = {"eps": attack.get("eps", 8 / 255), "alpha": attack.get("step", 2 / 255),
+    fallback = {"eps": attack.get("eps", 8 / 255), "step": attack.get("step", 2 / 255),
                 "steps": attack.get("steps", 10), "attack": "pgd"}
     merged = {**ROBUST_OPTIONS, **options}
     return {k: fallback[k] if merged[k] is None else merged[k] for k in ROBUST_OPTIONS}
@@ -122,10 +93,8 @@ def metric_values(name: str, options: dict, model: nn.Module, x: Tensor, target:
     them, so faithfulness metrics do not explain ``x`` again.
     """
     if name == "robust_accuracy":
-        robust = robust_options(options, attack)
-        if robust.pop("attack") == "autoattack":
-            return autoattack_accuracy(model, x, y, robust["eps"], spec.seed)
-        return keyed_robust_accuracy(model, x, y, seed=spec.seed, index=index, epoch=epoch, **robust)
+        robust = robust_options(options, attack)  # keyed PGD (or AutoAttack), as the training's val/adv_acc
+        return robust_accuracy(model, x, y, seed=spec.seed, index=index.cpu(), epoch=epoch, **robust).detach()
     fn = METRICS.get(name)
     extra = {"seed": spec.seed, "index": index.cpu(), "epoch": epoch, "attributions": attributions}
     extra["chunk_size"] = spec.chunk_size

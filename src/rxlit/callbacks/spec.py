@@ -28,8 +28,8 @@ RESERVED = {"model", "x", "target", "method", "generator", "seed", "index", "epo
 
 # robust_accuracy is computed by a keyed PGD (see evaluate.py) with these options; null values are
 # taken from the data set's attack budget (data.attack: eps, step, steps). attack: autoattack runs
-# torchattacks' standard AutoAttack at eps instead (alpha and steps unused).
-ROBUST_OPTIONS = {"eps": None, "alpha": None, "steps": None, "attack": "pgd"}
+# torchattacks' standard AutoAttack at eps instead (step and steps unused).
+ROBUST_OPTIONS = {"eps": None, "step": None, "steps": None, "attack": "pgd"}
 ROBUST_ATTACKS = ("pgd", "autoattack")
 
 SPLITS = ("train", "val", "test")

@@ -14,7 +14,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from rxlit import rng
 from rxlit.explain.core import input_gradient, resolve_target
+from rxlit.metrics.attacks import ATTACKS, survives
 from rxlit.metrics.engine import default_chunk, evaluated, map_rows, model_output, row_examples, row_norm
 from rxlit.metrics.perturbations import FlatStream, neighbourhood, resolve_generator
 from rxlit.metrics.registry import register_metric
@@ -83,57 +85,24 @@ def clean_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, gen
         return (model(x).argmax(dim=1) == torch.as_tensor(target, device=x.device)).to(x.dtype)
 
 
-def _training_flags(model: nn.Module) -> dict[str, bool]:
-    return {name: m.training for name, m in model.named_modules()}
-
-
-def _restore_training_flags(model: nn.Module, flags: dict[str, bool]) -> None:
-    for name, m in model.named_modules():
-        m.training = flags.get(name, m.training)
-
-
-def make_attack(model: nn.Module, attack: str, eps: float, alpha: float | None, steps: int,
-                n_classes: int | None, seed: int | None):
-    """A torchattacks attack built once (inputs already in [0, 1]; normalisation is in the model)."""
-    import torchattacks
-
-    if attack == "pgd":
-        return torchattacks.PGD(model, eps=eps, alpha=eps / 4 if alpha is None else alpha, steps=steps,
-                                random_start=True)
-    if attack == "autoattack":
-        if n_classes is not None and n_classes < 4:
-            raise ValueError(f"AutoAttack needs at least 4 classes (its targeted DLR loss compares the 4 largest "
-                             f"logits); this model has {n_classes}: use attack='pgd'")
-        return torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard",
-                                       n_classes=n_classes or 10, seed=seed)
-    raise ValueError(f"unknown attack {attack!r}; valid: 'pgd', 'autoattack'")
-
-
 @register_metric("robust_accuracy")
 def robust_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, attack: str = "pgd",
-                    eps: float = 8 / 255, alpha: float | None = 2 / 255, steps: int = 10,
-                    n_classes: int | None = None, seed: int | None = None, generator: Generator = None,
-                    **_) -> Tensor:
-    """1.0 where the label survives an L-inf attack of radius ``eps``, per example.
+                    eps: float = 8 / 255, step: float | None = 2 / 255, steps: int = 10, norm: str = "linf",
+                    n_classes: int | None = None, seed: int | None = None, index=None, epoch: int = 0,
+                    generator: Generator = None, **_) -> Tensor:
+    """1.0 where the label survives an attack of radius ``eps`` (L-inf, or L2 with ``norm="l2"``), per
+    example (:func:`rxlit.metrics.attacks.survives`).
 
-    ``attack="pgd"``: torchattacks PGD with a random start (Madry et al.; Tan & Tian's robust
-    models use eps 8/255, step 2/255). ``"autoattack"``: torchattacks' standard AutoAttack
-    (Croce & Hein 2020). torchattacks evaluates the model in eval mode; every module's training
-    flag is restored afterwards. ``seed`` fixes the random start (torch's global RNG, forked so
-    the caller's stream is untouched); it is per batch, not per example.
+    ``attack="pgd"``: :func:`rxlit.metrics.attacks.pgd` from a random start (Madry et al.; Tan &
+    Tian's robust models use eps 8/255, step 2/255; ``step=None``: eps / 4), the attack behind the
+    training's ``val/adv_acc``. With ``seed`` the start is keyed by (seed, ``index``, ``epoch``) like
+    every metric's noise (``index`` defaults to ``0..B-1``; pass the examples' dataset indices, as
+    the evaluation does, for values independent of batching and DDP rank); else it comes from
+    ``generator`` (``None``: torch's global one). ``"autoattack"``: standard AutoAttack (Croce &
+    Hein 2020, torchattacks) seeded by ``seed`` per call. Every module's training flag is restored.
     """
-    if attack not in ("pgd", "autoattack"):
+    if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; valid: 'pgd', 'autoattack'")
-    flags = _training_flags(model)
-    labels = torch.as_tensor(target, device=x.device).long()
-    if n_classes is None and attack == "autoattack":
-        with torch.no_grad():
-            n_classes = model(x[:1]).shape[1]
-    try:
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            if seed is not None:
-                torch.manual_seed(seed)
-            adv = make_attack(model, attack, eps, alpha, steps, n_classes, seed)(x, labels)
-    finally:
-        _restore_training_flags(model, flags)
-    return clean_accuracy(model, adv, labels)
+    generator = resolve_generator(generator, x.shape[0], seed, index, epoch) if attack == "pgd" else None
+    return survives(model, x, target, attack, eps, eps / 4 if step is None else step, steps, norm,
+                    rng.spawn(generator), n_classes, seed)

@@ -22,19 +22,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from rxlit.explain.core import eval_mode  # every module in eval mode, each flag restored after
+
 GPU_ACCELERATORS = ("gpu", "cuda")
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Every module in eval mode; each module's own flag is restored afterwards."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
 
 
 def batch_moments(module: _BatchNorm, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -9,9 +9,11 @@ import torch
 from torch import Tensor
 
 from rxlit.distributed import collective_section
+from rxlit.explain.core import eval_mode
+from rxlit.metrics.model import robust_accuracy
 from rxlit.models import build_model
-from rxlit.training.attacks import autoattack, eval_attack_spec, pgd
-from rxlit.training.batchnorm import BatchStatistics, eval_mode
+from rxlit.training.attacks import eval_attack_spec
+from rxlit.training.batchnorm import BatchStatistics
 from rxlit.training.divergence import DivergenceGuard, NonFiniteLossError, divergence_message
 from rxlit.training.objectives import build_objective
 from rxlit.training.optim import build_optimizer, build_scheduler, parameter_groups
@@ -39,8 +41,8 @@ class RxLitModule(L.LightningModule):
     Logs ``train/loss``, ``train/acc`` (accuracy on the clean batch), ``train/adv_acc`` (on the
     adversarial inputs the loss trains on; adversarial objectives only), ``train/penalty``,
     ``val/loss``, ``val/acc``, ``val/adv_acc`` (the fixed evaluation attack on a fixed validation
-    subset, every epoch) and the same under ``test/`` (``test/adv_acc`` by ``eval_attack.test_attack``:
-    the same PGD, or AutoAttack). All arguments are plain containers so checkpoints load weights-only.
+    subset, every epoch: the keyed PGD of :func:`rxlit.metrics.robust_accuracy`) and the same under
+    ``test/`` (``test/adv_acc`` by ``eval_attack.test_attack``: the same PGD, or AutoAttack). All arguments are plain containers so checkpoints load weights-only.
     """
 
     def __init__(self, model: dict, data_info: dict, adv: dict, reg: dict, optim: dict, sched: dict,
@@ -56,7 +58,6 @@ class RxLitModule(L.LightningModule):
         # Without BatchNorm or dropout the penalty reuses the training forward; otherwise it runs its
         # own forward on the training batch statistics, held fixed (batchnorm.py says why).
         self._penalty_reuses_forward = not mode_dependent(self.model)
-        self._eval_attack = None
         self.divergence = DivergenceGuard(data_info["num_classes"], **dict((run_config or {}).get("divergence") or {}))
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -157,43 +158,28 @@ class RxLitModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_adversarial_accuracy("test")
 
-    def eval_attack(self, stage: str = "val"):
-        """The fixed evaluation attack (``eval_attack`` config), built once per kind: PGD for
-        validation, PGD or standard AutoAttack (``eval_attack.test_attack``) for the test split."""
+    def adversarial_correct(self, x: Tensor, y: Tensor, index: Tensor, stage: str = "val") -> Tensor:
+        """Per example, 1.0 where the label survives the evaluation attack (``eval_attack`` config):
+        :func:`rxlit.metrics.robust_accuracy`, PGD for validation, PGD or standard AutoAttack
+        (``eval_attack.test_attack``) for the test split. PGD's random start is keyed by (seed, the
+        example's ``index`` in its split), so every epoch attacks from the same starting points and an
+        example's result does not depend on the world size or on which examples share its batch."""
         spec = self.eval_spec
-        if spec["n_examples"] <= 0:
-            return None
-        kind = spec["test_attack"] if stage == "test" else "pgd"
-        if self._eval_attack is None or self._eval_attack[0] != kind:
-            if kind == "autoattack":
-                attack = autoattack(self.model, spec["eps"], spec["norm"], int(self.hparams.data_info["num_classes"]),
-                                    seed=self.hparams.seed)
-            else:
-                attack = pgd(self.model, spec["eps"], spec["step"], spec["steps"], spec["norm"], random_start=True)
-            self._eval_attack = (kind, attack)
-        return self._eval_attack[1]
-
-    def adversarial_accuracy(self, x: Tensor, y: Tensor, stage: str = "val") -> tuple[Tensor, Tensor]:
-        """(correct, total) under the evaluation attack; the random start is seeded, so every epoch
-        attacks the same examples from the same starting points."""
-        attack = self.eval_attack(stage)
-        devices = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.enable_grad():
-            torch.manual_seed(self.hparams.seed + 7919 * self.global_rank)
-            adv = attack(self._layout(x), y)
-        with torch.no_grad(), eval_mode(self.model):
-            correct = (self.model(adv).argmax(1) == y).sum()
-        return correct.float(), torch.tensor(float(len(y)), device=x.device)
+        attack = spec["test_attack"] if stage == "test" else "pgd"
+        return robust_accuracy(self.model, self._layout(x), y, attack=attack, eps=spec["eps"], step=spec["step"],
+                               steps=spec["steps"], norm=spec["norm"], n_classes=int(self.hparams.data_info["num_classes"]),
+                               seed=self.hparams.seed, index=index)
 
     def _log_adversarial_accuracy(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if self.eval_spec["n_examples"] <= 0 or datamodule is None or not hasattr(datamodule, "eval_subset"):
             return
-        x, y, _ = datamodule.eval_subset(self.eval_spec["n_examples"], split=stage)
+        x, y, index = datamodule.eval_subset(self.eval_spec["n_examples"], split=stage)
         rank, world = self.global_rank, self.trainer.world_size
-        x, y = x[rank::world].to(self.device), y[rank::world].to(self.device)
+        x, y, index = x[rank::world].to(self.device), y[rank::world].to(self.device), index[rank::world]
         with collective_section(self.trainer, f"the {stage}/adv_acc reduction"):
-            correct, total = self.adversarial_accuracy(x, y, stage)
+            correct = self.adversarial_correct(x, y, index, stage).sum().float()
+            total = torch.tensor(float(len(y)), device=self.device)
             correct = self.trainer.strategy.reduce(correct, reduce_op="sum")
             total = self.trainer.strategy.reduce(total, reduce_op="sum")
             # equal on every rank already: sync_dist averages equal numbers (exact) and keeps Lightning quiet

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 import torchattacks
 from torch import Tensor, nn
 
+from rxlit.metrics.attacks import check_budget, pgd
 from rxlit.registry import Registry
-from rxlit.training.attacks import check_budget, pgd
 
 OBJECTIVES = Registry("adv (training objective)")
 
@@ -70,7 +70,8 @@ class Objective:
 
 
 class AttackObjective(Objective):
-    """Cross-entropy on adversarial examples from a torchattacks attack built per model."""
+    """Cross-entropy on adversarial examples from an attack built per model (``make_attack(model)``
+    returns ``attack(x, y) -> x_adv``)."""
 
     adversarial = True
 
@@ -102,16 +103,21 @@ def standard() -> Objective:
 
 @OBJECTIVES.register("pgd")
 def pgd_linf(eps: float, step: float, steps: int, random_start: bool = True) -> Objective:
-    """Madry et al. PGD adversarial training in the L-inf ball."""
+    """Madry et al. PGD adversarial training in the L-inf ball (:func:`rxlit.metrics.attacks.pgd`, the
+    attack of ``val/adv_acc``; its random start from torch's global generator)."""
     check_budget(eps, step, steps)
-    return AttackObjective(lambda m: pgd(m, eps, step, steps, "linf", random_start), name="pgd")
+    return AttackObjective(lambda m: _pgd_attack(m, eps, step, steps, "linf", random_start), name="pgd")
 
 
 @OBJECTIVES.register("pgd_l2")
 def pgd_l2(eps: float, step: float, steps: int, random_start: bool = True) -> Objective:
     """PGD adversarial training in the L2 ball."""
     check_budget(eps, step, steps)
-    return AttackObjective(lambda m: pgd(m, eps, step, steps, "l2", random_start), name="pgd_l2")
+    return AttackObjective(lambda m: _pgd_attack(m, eps, step, steps, "l2", random_start), name="pgd_l2")
+
+
+def _pgd_attack(model: nn.Module, eps: float, step: float, steps: int, norm: str, random_start: bool):
+    return lambda x, y: pgd(model, x, y, eps, step, steps, norm, start=random_start)
 
 
 @OBJECTIVES.register("fgsm_rs")
