@@ -1,7 +1,7 @@
 """Adversarial attacks for training and evaluation, built once and called as ``adv = atk(x, y)``.
 
 Thin wrappers over torchattacks (inputs in [0, 1], normalisation inside the model, the project-wide
-convention of docs/explain.md). torchattacks puts the model in eval mode while attacking, so BatchNorm uses its
+convention of docs/theory.md). torchattacks puts the model in eval mode while attacking, so BatchNorm uses its
 running statistics and dropout is off, and restores the previous mode afterwards.
 """
 
