@@ -18,7 +18,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rxlit.analysis.study import CONFIGS, StudyContext, train_command
+from rxlit.app.configs import CONFIGS
+from rxlit.app.study import StudyContext, train_command
 
 
 def plan(cfg: DictConfig, overrides: list[str]) -> tuple[list[dict], list[dict]]:
@@ -64,7 +65,7 @@ def train_as_multirun(todo: list[dict], hydra_overrides: list[str]) -> None:
     from hydra.core.utils import JobStatus
     from hydra.types import HydraContext, RunMode
 
-    from rxlit.training.run import train_hydra_job
+    from rxlit.app.train import train_hydra_job
 
     try:
         from hydra.core.callbacks import Callbacks

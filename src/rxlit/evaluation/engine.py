@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from rxlit.callbacks.spec import ROBUST_OPTIONS, EvalSpec
+from rxlit.evaluation import keys
+from rxlit.evaluation.keys import metric_key
+from rxlit.evaluation.spec import ROBUST_OPTIONS, EvalSpec
 from rxlit.explain.core import METHODS, bound_info, declare, eval_mode, explain
 from rxlit.metrics import METRICS, PerExampleMetric, bound_ratios, compute_metric
 from rxlit.rng import ExampleRNG
@@ -42,17 +44,12 @@ class EvalResult:
     def scalars(self) -> dict[str, float]:
         """``{key: mean}`` plus ``xai/time_s``: what is logged."""
         out = {key: value["mean"] for key, value in self.summaries.items()}
-        out["xai/time_s"] = self.time_s
+        out[keys.TIME] = self.time_s
         return out
 
     def as_dict(self) -> dict:
         return {"epoch": self.epoch, "split": self.split, "time_s": self.time_s, "epoch_time_s": self.epoch_time_s,
                 "cpu_time_s": self.cpu_time_s, "epoch_cpu_time_s": self.epoch_cpu_time_s, "metrics": self.summaries}
-
-
-def metric_key(metric: str, method: str | None = None) -> str:
-    """``model/<metric>`` for a model metric, ``xai/<metric>/<method>`` otherwise."""
-    return f"model/{metric}" if method is None else f"xai/{metric}/{method}"
 
 
 def bound_method(name: str, options: dict) -> str | Callable:
@@ -180,7 +177,7 @@ def evaluate_shard(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: 
                                                              epoch, method=bound, attributions=phi)
             _advance(progress, metric_key(name, method))
     values.update(shard_bound_ratios(values, spec, x))
-    return {key: aggregate(v, index, proportion=key.split("/")[-1] in PROPORTIONS) for key, v in values.items()}
+    return {key: aggregate(v, index, proportion=keys.metric_of(key) in PROPORTIONS) for key, v in values.items()}
 
 
 def explain_examples(model: nn.Module, x: Tensor, target: Tensor, method, seed: int, index: Tensor,
@@ -200,13 +197,13 @@ def shard_bound_ratios(values: dict[str, Tensor], spec: EvalSpec, x: Tensor) -> 
     Theorem 4.1 bound at that example's local L and H (:func:`rxlit.metrics.bound_ratios`, the same
     function the studies use). Needs local_lipschitz, model_local_lipschitz and model_smoothness
     in the config. Grad is left out: its bound is H, the same estimate (a ratio of 1 by definition)."""
-    L, H = values.get("model/model_local_lipschitz"), values.get("model/model_smoothness")
+    L, H = values.get(metric_key("model_local_lipschitz")), values.get(metric_key("model_smoothness"))
     lipschitz = {m: values[metric_key("local_lipschitz", m)] for m in spec.methods
                  if metric_key("local_lipschitz", m) in values}
     if L is None or H is None or not lipschitz:
         return {}
     ratios = bound_ratios(lipschitz, spec.methods, x, L, H)
-    return {f"xai/bound_ratio/{method}": ratio for method, ratio in ratios.items()}
+    return {metric_key("bound_ratio", method): ratio for method, ratio in ratios.items()}
 
 
 def evaluate_subset(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: EvalSpec, epoch: int,
