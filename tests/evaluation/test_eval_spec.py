@@ -29,7 +29,7 @@ def test_list_and_mapping_forms_give_the_same_spec():
     ({"methods": ["grad"], "metrics": ["local_lipschitz"], "target": "logit"}, "explain.target must be one of label, pred"),
     ({"metrics": ["local_lipschitz"], "n_example": 3}, "unknown explain config key(s) ['n_example']"),
     ({"metrics": {"robust_accuracy": {"epsilon": 1}}},
-     "unknown option(s) ['epsilon'] for metric 'robust_accuracy' in the explain config; valid options: alpha, attack, eps, steps"),
+     "unknown option(s) ['epsilon'] for metric 'robust_accuracy' in the explain config; valid options: attack, eps, step, steps"),
     ({"metrics": {"local_lipschitz": {"method": "lime"}}}, "unknown option(s) ['method']"),
 ])
 def test_bad_specs_name_the_fix(cfg, message):

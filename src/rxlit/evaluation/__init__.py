@@ -11,7 +11,7 @@
 
 from rxlit.evaluation.callback import ExplanationEvaluation
 from rxlit.evaluation.engine import EvalResult, evaluate_subset, keyed_robust_accuracy
-from rxlit.evaluation.spec import MODEL_METRICS, EvalSpec, parse_spec
+from rxlit.evaluation.spec import EvalSpec, parse_spec
 
 
 def build_explain_callback(explain_cfg: dict, seed: int, attack: dict | None = None) -> ExplanationEvaluation:
@@ -21,5 +21,5 @@ def build_explain_callback(explain_cfg: dict, seed: int, attack: dict | None = N
     return ExplanationEvaluation(parse_spec(explain_cfg, seed), attack=attack)
 
 
-__all__ = ["MODEL_METRICS", "EvalResult", "EvalSpec", "ExplanationEvaluation", "build_explain_callback",
+__all__ = ["EvalResult", "EvalSpec", "ExplanationEvaluation", "build_explain_callback",
            "evaluate_subset", "keyed_robust_accuracy", "parse_spec"]

@@ -10,6 +10,8 @@ read these names, so a rename here is a rename everywhere.
 
 from __future__ import annotations
 
+from rxlit.metrics.registry import METRICS, metric_info
+
 EXPLAIN = "xai"
 MODEL = "model"
 PREFIXES = (f"{EXPLAIN}/", f"{MODEL}/")
@@ -49,3 +51,11 @@ def is_evaluation_key(key: str) -> bool:
 def is_evaluation_number(key: str) -> bool:
     """``xai/<name>``: a number about the evaluation itself (its time, its cost), not a metric."""
     return key.startswith(f"{EXPLAIN}/") and key.count("/") == 1
+
+
+def direction(key: str) -> str | None:
+    """``"max"`` or ``"min"``: the better direction its metric declared; None for other keys."""
+    parts = split_key(key)
+    if parts is None or parts[1] not in METRICS:
+        return None
+    return "max" if metric_info(parts[1]).higher_is_better else "min"
