@@ -36,7 +36,14 @@ from omegaconf import DictConfig, OmegaConf
 from rxlit.analysis.study import load_studies
 from rxlit.app.configs import compose, config_names, resolved, to_dict
 from rxlit.app.train import make_datamodule, train
-from rxlit.training.checkpoint import TRAINING_KEYS, config_hash, find_finished_run, load_model
+from rxlit.training.checkpoint import (
+    TRAINING_KEYS,
+    config_hash,
+    find_diverged_run,
+    find_finished_run,
+    load_model,
+)
+from rxlit.training.divergence import NonFiniteLossError
 
 
 def compose_train(overrides: list[str]) -> DictConfig:
@@ -58,6 +65,11 @@ def study_settings(cfg: DictConfig | dict) -> dict:
     return study
 
 
+class ModelDiverged(RuntimeError):
+    """A study model whose training the divergence check stopped: a result of its configuration
+    (reported under ``diverged`` in ``results.json``), not an error of the study."""
+
+
 class StudyContext:
     """What a study function needs: its settings, models, evaluation subset and run folder."""
 
@@ -68,6 +80,7 @@ class StudyContext:
         self.run_dir = Path(run_dir)
         self.command = command
         self.models_info: dict[str, dict] = {}
+        self.diverged: dict[str, dict] = {}  # "key/sN" -> run name, error, command
         self._models: dict[str, torch.nn.Module] = {}
         self._subset = None
         self.seed = int(self.study.get("seed", cfg.get("seed", 0)))
@@ -86,10 +99,34 @@ class StudyContext:
                 f"seed={seed}", f"data.seed={self.data_seed}"]
 
     def model(self, key: str, seed: int | None = None) -> torch.nn.Module:
+        """The trained model; :class:`ModelDiverged` when its training diverged."""
         seed = self.seeds[0] if seed is None else int(seed)
+        if f"{key}/s{seed}" in self.diverged:
+            raise ModelDiverged(self.diverged[f"{key}/s{seed}"]["error"])
         if (key, seed) not in self._models:
             self._models[key, seed] = self._train_or_reuse(key, seed)
         return self._models[key, seed]
+
+    def seeds_of(self, key: str, required: bool = True) -> list[int]:
+        """The seeds of ``key`` whose training did not diverge (the others are reported, not used);
+        ``required``: refuse a model with none left, naming why."""
+        kept = []
+        for seed in self.seeds:
+            try:
+                self.model(key, seed)
+            except ModelDiverged:
+                continue
+            kept.append(seed)
+        if required and not kept:
+            raise ModelDiverged(f"the training of every seed of study model {key!r} diverged, so the study has "
+                                f"nothing to evaluate; first error: {self.diverged[f'{key}/s{self.seeds[0]}']['error']}")
+        return kept
+
+    def record_divergence(self, job: dict, error: str, run_name: str) -> None:
+        self.diverged[f"{job['key']}/s{job['seed']}"] = {"run_name": run_name, "error": error,
+                                                         "command": train_command(job["overrides"])}
+        print(f"[study] {job['key']}/s{job['seed']}: training diverged ({error.split(':')[0]}); "
+              "reported, left out of the claims", flush=True)
 
     def job(self, key: str, seed: int) -> dict:
         """How model ``key`` with ``seed`` is trained: the train.py overrides (ending in its run name,
@@ -131,12 +168,21 @@ class StudyContext:
         job = self.job(key, seed)
         start = time.time()
         info = self.finished(job)
+        diverged = None if info is not None else find_diverged_run(job["checkpoints"], job["config_hash"],
+                                                                   prefer=job["run_name"])
+        if diverged is not None:
+            self.record_divergence(job, diverged["error"], diverged["run_name"])
+            raise ModelDiverged(diverged["error"])
         if info is not None:
             info["reused"] = True
             print(f"[study] {key}/s{seed}: reusing {info['checkpoint']}", flush=True)
         else:
             print(f"[study] {key}/s{seed}: training {job['run_name']}", flush=True)
-            report = train(compose_train([*job["overrides"], f"paths.output_dir={self.run_dir / 'models' / key}"]))
+            try:
+                report = train(compose_train([*job["overrides"], f"paths.output_dir={self.run_dir / 'models' / key}"]))
+            except NonFiniteLossError as err:
+                self.record_divergence(job, f"{err.__class__.__name__}: {err}", job["run_name"])
+                raise ModelDiverged(str(err)) from None
             info = {"run_name": report["run_name"], "checkpoint": report["best_checkpoint"] or report["last_checkpoint"],
                     "test": report.get("test", {}), "train_time_s": report.get("wall_time_s"),
                     "overrides": job["overrides"], "command": train_command(job["overrides"]), "reused": False}
@@ -166,6 +212,14 @@ class StudyContext:
         return {"seed": self.seed, "index": self.subset()[2]}
 
 
+def diverged_table(diverged: dict) -> dict:
+    """The models whose training diverged: reported beside the results they are missing from."""
+    return {"title": "Models whose training diverged (the divergence check stopped them; left out of every "
+                     "table and claim above)",
+            "columns": ["model/seed", "run", "why"],
+            "rows": [[key, info["run_name"], info["error"].split(". Fix:")[0][:400]] for key, info in diverged.items()]}
+
+
 def to_train_dict(cfg) -> dict:
     return to_dict(cfg)
 
@@ -193,6 +247,8 @@ def run_study(cfg: DictConfig, overrides: list[str], run_dir: str | Path, comman
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     out = studies[name](ctx)
+    if ctx.diverged:
+        out.setdefault("tables", []).append(diverged_table(ctx.diverged))
     out.setdefault("summary", inspect.getdoc(sys.modules[studies[name].__module__]) or "")
     saliency = out.pop("saliency_arrays", {})
     if saliency:
@@ -201,7 +257,7 @@ def run_study(cfg: DictConfig, overrides: list[str], run_dir: str | Path, comman
         "study": name, "command": command, "overrides": overrides, "argv": sys.argv,
         "settings": ctx.study, "config": resolved(cfg),
         "data": str(cfg.data.name), "model_name": str(cfg.model.name),
-        "models": ctx.models_info, "device": str(ctx.device), "torch": torch.__version__,
+        "models": ctx.models_info, "diverged": ctx.diverged, "device": str(ctx.device), "torch": torch.__version__,
         "wall_time_s": round(time.time() - start, 1), **out,
     }
     path = ctx.run_dir / "results.json"

@@ -71,7 +71,7 @@ def evaluate_model(ctx, key: str, seed: int) -> dict:
     entry = {"L": values["L"], "H": values["H"], "L_cert": L_cert, "clean_acc": clean_accuracy(model, x, y),
              "robust_acc": robust_accuracy(model, x, y, eps=float(attack.eps), alpha=float(attack.step),
                                            steps=int(s.get("attack_steps", 10)), seed=ctx.seed),
-             "methods": {}, "phis": []}
+             "methods": {}, "phis": [], "seed": seed}
     for method, options in s["methods"].items():
         options = dict(options or {})
         lip = values["lipschitz"][method]
@@ -96,14 +96,14 @@ def seeds_of(per_model: dict, key: str, get) -> list:
 def model_table(ctx, per_model: dict) -> dict:
     rows = []
     for key, entries in per_model.items():
-        infos = [ctx.models_info.get(f"{key}/s{seed}", {}) for seed in ctx.seeds]
+        infos = [ctx.models_info.get(f"{key}/s{e['seed']}", {}) for e in entries]
         test_acc = [i.get("test", {}).get("test/acc") for i in infos]
         rows.append([key, mean([v for v in test_acc if v is not None]),
                      proportion_cell([e["clean_acc"] for e in entries]),
                      proportion_cell([e["robust_acc"] for e in entries]),
                      cell([e["L"] for e in entries]), cell([e["H"] for e in entries]),
                      cell([e["L_cert"] for e in entries])])
-    return {"title": f"Models ({len(ctx.seeds)} seeds each): accuracy, robustness, local Lipschitz L and smoothness "
+    return {"title": f"Models (seeds: {len(ctx.seeds)} each, less any that diverged): accuracy, robustness, local Lipschitz L and smoothness "
                      "H, certified global L (mean, 95% interval; accuracies: Wilson)",
             "columns": ["model", "test acc (mean of seeds)", "subset acc", "subset PGD acc", "L (local)",
                         "H (local)", "L (certified)"], "rows": rows}
@@ -206,7 +206,7 @@ def saliency(ctx, per_model: dict, methods) -> tuple[list[dict], dict]:
     keys = [ctx.study["standard_model"], ctx.study["robust_model"]]
     arrays = {k: saliency_rows(x, per_model[k][0]["phis"], n_show) for k in keys}
     vmax = [float(max(np.abs(arrays[k][:, c]).max() for k in keys)) for c in range(1, len(methods) + 1)]
-    specs = [{"title": f"Saliency: {k} (seed {ctx.seeds[0]}); colour scale shared per method across models",
+    specs = [{"title": f"Saliency: {k} (seed {per_model[k][0]['seed']}); colour scale shared per method across models",
               "file": f"saliency_{k}.png", "key": k, "col_labels": ["input", *methods], "vmax": vmax} for k in keys]
     return specs, arrays
 
@@ -215,7 +215,11 @@ def saliency(ctx, per_model: dict, methods) -> tuple[list[dict], dict]:
 def run(ctx) -> dict:
     s = ctx.study
     methods = list(s["methods"])
-    per_model = {key: [evaluate_model(ctx, key, seed) for seed in ctx.seeds] for key in s["models"]}
+    per_model = {key: [evaluate_model(ctx, key, seed) for seed in ctx.seeds_of(key, required=False)] for key in s["models"]}
+    per_model = {key: entries for key, entries in per_model.items() if entries}  # every seed diverged: reported
+    missing = [k for k in (s["standard_model"], s["robust_model"]) if k not in per_model]
+    if missing:
+        raise RuntimeError(f"every seed of {missing} diverged (results.json: diverged); the claims compare them")
     rho = rank_correlations(per_model, methods)
     model_L = [mean([e["L"] for e in per_model[k]]) for k in per_model]
     scatter = {"title": "Model vs explanation local Lipschitz (one point per model, mean of seeds)",

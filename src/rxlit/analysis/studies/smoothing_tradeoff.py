@@ -63,7 +63,8 @@ def evaluate(ctx, model, variant: dict, sigma: float, keep_phi: bool) -> dict:
 
 def sweep(ctx, variant: dict, sigmas: list[float]) -> dict:
     """``points[k][i]``: sigma ``k``, seed ``i``."""
-    models = [ctx.model(ctx.study["model"], seed) for seed in ctx.seeds]
+    seeds = ctx.seeds_of(ctx.study["model"])
+    models = [ctx.model(ctx.study["model"], seed) for seed in seeds]
     points = [[evaluate(ctx, model, variant, sigma, keep_phi=i == 0) for i, model in enumerate(models)]
               for sigma in sigmas]
     return {"label": variant["label"], "sigmas": sigmas, "points": points}
@@ -177,7 +178,8 @@ def run(ctx) -> dict:
     x = ctx.subset()[0]
     first = sweeps[0]
     arrays = {"sweep": saliency_rows(x, [point[0]["phi"] for point in first["points"]], int(s.get("n_saliency", 3)))}
-    saliency = [{"title": f"{first['label']} as sigma grows (seed {ctx.seeds[0]}; one colour scale)",
+    seeds = ctx.seeds_of(s["model"])
+    saliency = [{"title": f"{first['label']} as sigma grows (seed {seeds[0]}; one colour scale)",
                  "file": "saliency_sigma.png", "key": "sweep",
                  "col_labels": ["input", *[f"sigma {sigma}" for sigma in sigmas]]}]
     return {"tables": tables(sweeps), "curves": curves, "scatters": [], "saliency": saliency,
