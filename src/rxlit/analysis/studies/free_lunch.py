@@ -18,8 +18,10 @@ import numpy as np
 
 from rxlit import stats
 from rxlit.analysis.studies.common import (
+    FAITHFULNESS,
     cell,
     claim,
+    faithfulness_variants,
     fmt,
     fmt_interval,
     interval,
@@ -39,13 +41,8 @@ from rxlit.metrics import (
     model_local_lipschitz,
     model_smoothness,
     robust_accuracy,
-    tan_faithfulness,
 )
 from rxlit.metrics.robustness import method_generator
-
-# Faithfulness variants: (label, tan_faithfulness options). "units" is the one claims use.
-FAITHFULNESS = {"1/L2": {}, "1/L2, paper protocol": {"protocol": "paper"}, "Pearson": {"similarity": "pearson"},
-                "Spearman": {"similarity": "spearman"}}
 
 
 def lipschitz_values(model, x, y, index, s: dict, seed: int, epoch: int = 0) -> dict:
@@ -76,8 +73,7 @@ def evaluate_model(ctx, key: str, seed: int) -> dict:
         options = dict(options or {})
         lip = values["lipschitz"][method]
         phi = keyed_explain(ctx, model, method, options)
-        faith = {label: tan_faithfulness(model, x, y, attributions=phi, method=method, method_options=options,
-                                         **{**s["faithfulness"], **extra}) for label, extra in FAITHFULNESS.items()}
+        faith = faithfulness_variants(ctx, model, x, y, phi, method, options)
         certified = certified_bound(method, options, x, L_cert, method_generator(ctx.seed, index))
         entry["methods"][method] = {"lipschitz": lip, "faithfulness": faith,
                                     "bound_ratio": values["bound_ratio"].get(method),
