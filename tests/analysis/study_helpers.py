@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from rxlit.analysis.report import write_report
-from rxlit.analysis.study import compose_train, run_study
+from rxlit.app.study import compose_train, run_study
 
 
 def run_tiny(name: str, tmp_path: Path, ckpt: Path | None = None, extra: tuple[str, ...] = ()) -> tuple[dict, Path]:

@@ -29,7 +29,7 @@ REGIMES = {"standard": [], "pgd": ["adv=pgd"], "gradnorm": ["reg=gradnorm"]}
 def three_runs(tmp_path_factory):
     from rxlit_configs import TINY, compose
 
-    from rxlit.training.run import train
+    from rxlit.app.train import train
 
     root = tmp_path_factory.mktemp("compare")
     folders = {}

@@ -17,7 +17,7 @@ from rxlit.analysis.report import (
     write_report,
 )
 from rxlit.analysis.studies.infidelity_table import smoothed_explanation
-from rxlit.analysis.study import compose_train, config_hash, study_settings
+from rxlit.app.study import compose_train, config_hash, study_settings
 from rxlit.explain import explain
 from rxlit.rng import ExampleRNG
 

@@ -14,10 +14,13 @@ ALL = ["clime", "grad", "grad_x_input", "guided_backprop", "integrated_gradients
 def test_registry_lists_every_method_with_defaults():
     methods = list_methods()
     assert sorted(methods) == ALL
-    assert methods["smoothgrad"] == {"sigma": 0.03, "n": None}
-    assert methods["integrated_gradients"]["steps"] == 10
-    assert methods["lime"]["alpha"] == 1.0 and methods["lime"]["n_samples"] == 100
+    assert methods["smoothgrad"] == {"options": {"sigma": 0.03, "n": None}, "stochastic": True, "units": "slope",
+                                     "needs": None}
+    assert methods["integrated_gradients"]["options"]["steps"] == 10
+    assert methods["integrated_gradients"]["units"] == "attribution" and not methods["integrated_gradients"]["stochastic"]
+    assert methods["lime"]["options"]["alpha"] == 1.0 and methods["lime"]["options"]["n_samples"] == 100
     assert method_options("kernel_shap")["n_samples"] == 100
+    assert "ReLU" in methods["guided_backprop"]["needs"]
 
 
 def test_unknown_method_lists_valid_names(cnn, images):

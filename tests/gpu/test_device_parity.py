@@ -16,7 +16,7 @@ import torch
 from gpu_helpers import DEVICES, assert_close, inputs, on, routes, tiny_net
 
 from rxlit import rng
-from rxlit.callbacks.evaluate import keyed_robust_accuracy
+from rxlit.evaluation.engine import keyed_robust_accuracy
 from rxlit.explain import explain, list_methods
 from rxlit.metrics import METRICS, compute_metric
 from rxlit.metrics.perturbations import FlatStream

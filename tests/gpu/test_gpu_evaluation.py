@@ -18,8 +18,8 @@ import torch
 from gpu_helpers import NEEDS_CUDA, TOLERANCE
 from rxlit_configs import compose
 
-from rxlit.callbacks import evaluate_checkpoint
-from rxlit.training.run import train
+from rxlit.app.evaluate import evaluate_checkpoint
+from rxlit.app.train import train
 
 RTOL = TOLERANCE[torch.float32]["rtol"]
 # Synthetic 3-channel data, 2 epochs of 2 batches.
@@ -81,7 +81,7 @@ def test_epoch_evaluation_on_the_device_equals_eval_script_on_the_cpu(tmp_path, 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_eval_device_cuda_without_a_gpu_names_the_fix():
-    from rxlit.callbacks.checkpoint_eval import pick_device
+    from rxlit.app.evaluate import pick_device
 
     with pytest.raises(ValueError, match="pass device=cpu"):
         pick_device("cuda")

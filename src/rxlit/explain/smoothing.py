@@ -8,7 +8,6 @@ SmoothGrad (Smilkov et al. 2017) is the gradient of ``f_mu`` for a Gaussian ``mu
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import torch
@@ -22,6 +21,7 @@ from rxlit.explain.core import (
     get_method,
     gradient_rows,
     register_method,
+    signature_of,
 )
 from rxlit.explain.noise import draw, resolve_samples
 
@@ -105,7 +105,7 @@ def _base_call(fn: Callable, options: dict, generator, output: str, chunk_size: 
     if clash:
         raise ValueError(f"set {clash} on smoothed itself, not in base_options")
     check_options(fn, options)
-    accepted = inspect.signature(fn).parameters
+    accepted = signature_of(fn).accepts
     common = {"generator": generator, "output": output,
               # each base row costs n model rows inside SmoothedModel
               "chunk_size": max(1, (chunk_size or chunk_rows(x)) // n)}

@@ -22,7 +22,7 @@ from rxlit.metrics.robustness import local_lipschitz
 from rxlit.rng import Generator
 
 
-@register_metric("model_local_lipschitz")
+@register_metric("model_local_lipschitz", kind="model", higher_is_better=False)
 @evaluated
 def model_local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method=None,
                           n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
@@ -52,7 +52,7 @@ def model_local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | No
     return map_rows(B * n, default_chunk(x, chunk_size), chunk).view(B, n).amax(dim=1)
 
 
-@register_metric("model_smoothness")
+@register_metric("model_smoothness", kind="model", higher_is_better=False)
 @evaluated
 def model_smoothness(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method=None,
                      n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
@@ -65,7 +65,7 @@ def model_smoothness(model: nn.Module, x: Tensor, target: Tensor | int | None = 
                            epoch=epoch, output=output)
 
 
-@register_metric("gradient_norm")
+@register_metric("gradient_norm", kind="model", higher_is_better=False)
 @evaluated
 def gradient_norm(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method=None,
                   output: str = "logit", generator: Generator = None, **_) -> Tensor:
@@ -74,7 +74,7 @@ def gradient_norm(model: nn.Module, x: Tensor, target: Tensor | int | None = Non
     return row_norm(input_gradient(model, x, target, output))
 
 
-@register_metric("clean_accuracy")
+@register_metric("clean_accuracy", kind="model", higher_is_better=True, proportion=True)
 @evaluated
 def clean_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, generator: Generator = None,
                    **_) -> Tensor:
@@ -109,7 +109,9 @@ def make_attack(model: nn.Module, attack: str, eps: float, alpha: float | None, 
     raise ValueError(f"unknown attack {attack!r}; valid: 'pgd', 'autoattack'")
 
 
-@register_metric("robust_accuracy")
+@register_metric("robust_accuracy", kind="model", higher_is_better=True, proportion=True,
+                 # the evaluation's options; null: the data set's attack budget (data.attack)
+                 options={"attack": "pgd", "eps": None, "step": None, "steps": None})
 def robust_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, attack: str = "pgd",
                     eps: float = 8 / 255, alpha: float | None = 2 / 255, steps: int = 10,
                     n_classes: int | None = None, seed: int | None = None, generator: Generator = None,

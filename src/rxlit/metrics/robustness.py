@@ -148,7 +148,7 @@ def _prepare(model, x, target, generator, seed, index, epoch):
     return target, resolve_generator(generator, x.shape[0], seed, index, epoch)
 
 
-@register_metric("local_lipschitz")
+@register_metric("local_lipschitz", higher_is_better=False)
 @evaluated
 def local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
@@ -184,7 +184,7 @@ def _sensitivity(model, x, target, method, n_samples, radius, noise, normalize, 
     return sens.amax(dim=1) if reduce == "max" else sens.mean(dim=1)
 
 
-@register_metric("max_sensitivity")
+@register_metric("max_sensitivity", higher_is_better=False)
 @evaluated
 def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
@@ -206,7 +206,7 @@ def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = N
                         chunk_size, clip, draws, seed, index, epoch, method_options)
 
 
-@register_metric("avg_sensitivity")
+@register_metric("avg_sensitivity", higher_is_better=False)
 @evaluated
 def avg_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
@@ -296,7 +296,7 @@ def _spsa_direction(surrogate, y, ref, target, method, options, generator, n_dir
     return (slope.view(-1, *[1] * (u.dim() - 1)) * u).view(B, k, *y.shape[1:]).mean(1)
 
 
-@register_metric("adversarial_sensitivity")
+@register_metric("adversarial_sensitivity", higher_is_better=False)
 @evaluated
 def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                             radius: float = 0.02, n_samples: int = 50, steps: int = 10,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from rxlit.callbacks import parse_spec
-from rxlit.callbacks.evaluate import bound_method, evaluate_subset
-from rxlit.callbacks.tables import markdown, nested
-from rxlit.training.summary import print_summary
+from rxlit.app.summary import print_summary
+from rxlit.evaluation import parse_spec
+from rxlit.evaluation.engine import bound_method, evaluate_subset
+from rxlit.evaluation.tables import markdown, nested
 
 
 def test_list_and_mapping_forms_give_the_same_spec():
@@ -29,7 +29,7 @@ def test_list_and_mapping_forms_give_the_same_spec():
     ({"methods": ["grad"], "metrics": ["local_lipschitz"], "target": "logit"}, "explain.target must be one of label, pred"),
     ({"metrics": ["local_lipschitz"], "n_example": 3}, "unknown explain config key(s) ['n_example']"),
     ({"metrics": {"robust_accuracy": {"epsilon": 1}}},
-     "unknown option(s) ['epsilon'] for metric 'robust_accuracy' in the explain config; valid options: alpha, attack, eps, steps"),
+     "unknown option(s) ['epsilon'] for metric 'robust_accuracy' in the explain config; valid options: attack, eps, step, steps"),
     ({"metrics": {"local_lipschitz": {"method": "lime"}}}, "unknown option(s) ['method']"),
 ])
 def test_bad_specs_name_the_fix(cfg, message):
@@ -98,8 +98,8 @@ def test_number_of_evaluations_matches_the_schedule(max_epochs, every_n, expecte
     """The cost tool's count equals the callback's schedule (every n epochs, plus the last)."""
     from types import SimpleNamespace
 
-    from rxlit.callbacks import ExplanationEvaluation
-    from rxlit.callbacks.cost import n_evaluations
+    from rxlit.app.cost import n_evaluations
+    from rxlit.evaluation import ExplanationEvaluation
 
     callback = ExplanationEvaluation(parse_spec({"methods": ["grad"], "metrics": ["local_lipschitz"],
                                                  "every_n_epochs": every_n}))
@@ -109,7 +109,7 @@ def test_number_of_evaluations_matches_the_schedule(max_epochs, every_n, expecte
 
 
 def test_saliency_grid_colours_and_layout():
-    from rxlit.callbacks.saliency import CELL, heat_rgb, pick_examples, saliency_grid
+    from rxlit.evaluation.saliency import CELL, heat_rgb, pick_examples, saliency_grid
 
     phi = torch.tensor([[[[2.0, -2.0], [0.0, 1.0]]]])  # (1, 1, 2, 2): scaled by its max |.| = 2
     rgb = heat_rgb(phi[0])
