@@ -309,7 +309,7 @@ def test_autoattack_is_an_option_of_robust_accuracy():
         summaries = evaluate_subset(model, x, y, index, spec, epoch=0).summaries
         return summaries["model/clean_accuracy"]["mean"], summaries["model/robust_accuracy"]["mean"]
 
-    clean, pgd = robust({"eps": 0.5, "alpha": 0.001, "steps": 2})  # keyed PGD, tiny steps: nothing breaks
+    clean, pgd = robust({"eps": 0.5, "step": 0.001, "steps": 2})  # keyed PGD, tiny steps: nothing breaks
     _, auto = robust({"eps": 0.5, "attack": "autoattack"})
     assert clean == pytest.approx(4 / 6) and pgd == pytest.approx(4 / 6)
     direct = robust_accuracy(model, x, y, attack="autoattack", eps=0.5, seed=0)

@@ -75,7 +75,7 @@ def bound_method(name: str, options: dict) -> str | Callable:
     return declare(method, bound_info(name, options))
 
 
-def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int,
+def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, step: float, steps: int,
                           seed: int, index: Tensor, epoch: int) -> Tensor:
     """1.0 where the label survives L-inf PGD (Madry et al. 2018; torchattacks' PGD update), per example.
 
@@ -89,7 +89,7 @@ def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, al
             adv = adv.detach().requires_grad_(True)
             loss = nn.functional.cross_entropy(model(adv), y, reduction="sum")
             (grad,) = torch.autograd.grad(loss, adv)
-        adv = (x + (adv.detach() + alpha * grad.sign() - x).clamp(-eps, eps)).clamp(0, 1)
+        adv = (x + (adv.detach() + step * grad.sign() - x).clamp(-eps, eps)).clamp(0, 1)
     with torch.no_grad():
         return (model(adv).argmax(1) == y).to(x.dtype)
 
@@ -105,9 +105,9 @@ def autoattack_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, seed
 
 
 def robust_options(options: dict, attack: dict | None) -> dict:
-    """eps/alpha/steps of robust_accuracy: the config's, else the data set's attack budget."""
+    """eps/step/steps of robust_accuracy: the config's, else the data set's attack budget."""
     attack = attack or {}
-    fallback = {"eps": attack.get("eps", 8 / 255), "alpha": attack.get("step", 2 / 255),
+    fallback = {"eps": attack.get("eps", 8 / 255), "step": attack.get("step", 2 / 255),
                 "steps": attack.get("steps", 10), "attack": "pgd"}
     merged = {**ROBUST_OPTIONS, **options}
     return {k: fallback[k] if merged[k] is None else merged[k] for k in ROBUST_OPTIONS}

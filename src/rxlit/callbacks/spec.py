@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from rxlit.explain import list_methods
 from rxlit.metrics import METRICS
+from rxlit.registry import refuse_renamed
 
 # Metrics of the model itself: the ``method`` argument is ignored, so they run once per evaluation.
 MODEL_METRICS = ("model_local_lipschitz", "model_smoothness", "gradient_norm", "clean_accuracy",
@@ -28,8 +29,8 @@ RESERVED = {"model", "x", "target", "method", "generator", "seed", "index", "epo
 
 # robust_accuracy is computed by a keyed PGD (see evaluate.py) with these options; null values are
 # taken from the data set's attack budget (data.attack: eps, step, steps). attack: autoattack runs
-# torchattacks' standard AutoAttack at eps instead (alpha and steps unused).
-ROBUST_OPTIONS = {"eps": None, "alpha": None, "steps": None, "attack": "pgd"}
+# torchattacks' standard AutoAttack at eps instead (step and steps unused).
+ROBUST_OPTIONS = {"eps": None, "step": None, "steps": None, "attack": "pgd"}
 ROBUST_ATTACKS = ("pgd", "autoattack")
 
 SPLITS = ("train", "val", "test")
@@ -108,6 +109,7 @@ def _check_names(given: dict, valid: list[str], what: str) -> None:
 
 
 def _check_options(name: str, options: dict, valid: set[str], what: str) -> None:
+    refuse_renamed(name, options)
     unknown = sorted(set(options) - valid)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for {what} {name!r} in the explain config; "

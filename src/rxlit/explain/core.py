@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rxlit.registry import Registry
+from rxlit.registry import Registry, refuse_renamed
 
 METHODS = Registry("explanation method")
 
@@ -234,7 +234,8 @@ def eval_mode(model: nn.Module):
 
 
 def check_options(fn: Callable, options: dict) -> None:
-    """Refuse options that ``fn`` does not accept, listing the valid ones."""
+    """Refuse options that ``fn`` does not accept, listing the valid ones (a renamed one: its new name)."""
+    refuse_renamed(METHODS.name_of(fn), options)
     accepted = inspect.signature(fn).parameters
     if any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
         return

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from rxlit.registry import Registry
+from rxlit.registry import Registry, refuse_renamed
 
 METRICS = Registry("metric")
 
@@ -26,4 +26,5 @@ def compute_metric(name: str, model: nn.Module, x: Tensor, target: Tensor | int 
     """``METRICS[name](model, x, target, method=method, generator=generator, **options)`` -> Tensor[B]."""
     import rxlit.metrics  # noqa: F401  (registers every metric)
 
+    refuse_renamed(name, options)
     return METRICS.get(name)(model, x, target, method=method, generator=generator, **options)
