@@ -13,6 +13,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+# One name per idea: options renamed since, per plug-in (method or metric) name, old -> new. Methods'
+# and metrics' option checks refuse an old name with the new one rather than ignore or misread it.
+RENAMED_OPTIONS: dict[str, dict[str, str]] = {
+    "smoothgrad": {"n": "n_samples"},
+    "unigrad": {"n": "n_samples"},
+    "smoothed": {"n": "n_samples"},
+    "lime": {"alpha": "ridge_alpha"},
+    "robust_accuracy": {"alpha": "step"},
+    "adversarial_sensitivity": {"step_size": "step"},
+}
+
+
+def refuse_renamed(name: str | None, options) -> None:
+    """Raise ``ValueError`` when ``options`` (names) holds an option of plug-in ``name`` that was renamed."""
+    renamed = RENAMED_OPTIONS.get(name or "", {})
+    for old in options:
+        if old in renamed:
+            raise ValueError(f"option {old!r} of {name} was renamed {renamed[old]!r}")
+
 
 @dataclass(frozen=True)
 class Signature:
@@ -89,6 +108,10 @@ class Registry:
     def options(self, name: str) -> dict[str, Any]:
         """The options of ``name`` and their defaults (None: no default)."""
         return dict(self.signature(name).options)
+
+    def name_of(self, fn: object) -> str | None:
+        """The name ``fn`` is registered under, or None."""
+        return next((key for key, item in self._items.items() if item is fn), None)
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -15,7 +15,7 @@ DIVERGED = "NonFiniteLossError: the training loss exploded (test)"
 
 
 def tiny_context(tmp_path, extra=()) -> StudyContext:
-    overrides = [f"experiment={STUDY}", "study.use_tiny=true", "logger=none", f"paths.checkpoints={tmp_path / 'ckpt'}",
+    overrides = [f"experiment={STUDY}", "debug=study", "logger=none", f"paths.checkpoints={tmp_path / 'ckpt'}",
                  f"paths.output_dir={tmp_path / 'run'}", *extra]
     return StudyContext(compose_train(overrides), overrides, tmp_path / "run", command="")
 

@@ -30,7 +30,7 @@ EPOCH = 2
 METHOD_OPTIONS = {
     "lime": {"n_samples": 24, "n_features": 16}, "kernel_shap": {"n_samples": 24, "n_features": 16},
     "clime": {"n_samples": 24, "n_features": 16}, "noisy_baseline": {"n_samples": 24},
-    "smoothgrad": {"n": 4}, "unigrad": {"n": 4}, "smoothed": {"n": 4}, "integrated_gradients": {"steps": 5},
+    "smoothgrad": {"n_samples": 4}, "unigrad": {"n_samples": 4}, "smoothed": {"n_samples": 4}, "integrated_gradients": {"steps": 5},
     "square": {"max_side": 2},
 }
 METRIC_OPTIONS = {
@@ -41,7 +41,7 @@ METRIC_OPTIONS = {
     "deletion_auc": {"groups": 16}, "insertion_auc": {"groups": 16},
     "faithfulness_correlation": {"n_samples": 8, "groups": 16},
     "model_local_lipschitz": {"n_samples": 6}, "model_smoothness": {"n_samples": 6},
-    "gradient_norm": {}, "clean_accuracy": {}, "robust_accuracy": {"steps": 3, "eps": 8 / 255, "alpha": 2 / 255},
+    "gradient_norm": {}, "clean_accuracy": {}, "robust_accuracy": {"steps": 3, "eps": 8 / 255, "step": 2 / 255},
 }
 
 
@@ -108,7 +108,7 @@ def metric_call(name: str, model, x, target, method: str, device: str, options: 
     if "seed" in params:  # keyed: the index travels as a tensor on the device
         extra = {"seed": 5, "index": torch.tensor(INDEX, device=device), "epoch": EPOCH}
     if method == "smoothgrad" and "method_options" in params:
-        extra["method_options"] = {"n": 4}
+        extra["method_options"] = {"n_samples": 4}
     return compute_metric(name, model, x, target, method=method, **extra, **options)
 
 
@@ -142,7 +142,7 @@ def test_keyed_robust_accuracy_of_the_evaluation_gives_the_cpu_value(device):
     with torch.no_grad():
         y = net(x).argmax(1)
     index = torch.arange(20, 28)
-    options = {"eps": 0.05, "alpha": 0.0125, "steps": 5, "seed": 3, "epoch": EPOCH}
+    options = {"eps": 0.05, "step": 0.0125, "steps": 5, "seed": 3, "epoch": EPOCH}
     expected = keyed_robust_accuracy(net, x, y, index=index, **options)
     assert 0 < expected.sum() < 8  # some examples survive the attack, some do not: a real comparison
     for channels_last in routes(device):

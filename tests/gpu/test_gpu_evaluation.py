@@ -28,7 +28,7 @@ RUN = ["data=synthetic", "data.in_chans=3", "data.n_train=64", "data.n_val=32", 
 # The default explanation matrix (every method, metric and model metric), on 8 examples after every
 # epoch, with smaller sample counts.
 EXPLAIN = ["explain=default", "explain.n_examples=8", "explain.every_n_epochs=1", "explain.n_saliency_examples=2",
-           "explain.methods.smoothgrad.n=4", "explain.methods.lime.n_samples=16",
+           "explain.methods.smoothgrad.n_samples=4", "explain.methods.lime.n_samples=16",
            "explain.methods.kernel_shap.n_samples=16", "explain.metrics.infidelity.n_samples=6",
            "+explain.metrics.robust_accuracy.steps=3"]
 # A GPU runs CIFAR-shaped 32x32 inputs, the default small_cnn and the default W&B logger (offline);

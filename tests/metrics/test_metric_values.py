@@ -91,7 +91,7 @@ def test_autoattack_is_at_least_as_strong_as_pgd():
     model, x, y = four_class_net()
     eps = 0.15
     clean = clean_accuracy(model, x, y)
-    pgd = robust_accuracy(model, x, y, attack="pgd", eps=eps, alpha=eps / 4, steps=10, seed=0)
+    pgd = robust_accuracy(model, x, y, attack="pgd", eps=eps, step=eps / 4, steps=10, seed=0)
     auto = robust_accuracy(model, x, y, attack="autoattack", eps=eps, seed=0)
     assert clean.sum() >= 7  # a working classifier
     assert auto.sum() <= pgd.sum() <= clean.sum()

@@ -83,7 +83,7 @@ def test_robust_accuracy_restores_training_mode_and_is_below_clean(trained):
     model.train()
     model[1].eval()  # a mixed state must survive the attack
     clean = compute_metric("clean_accuracy", model, x, y)
-    robust = robust_accuracy(model, x, y, eps=0.3, alpha=0.05, steps=10, seed=0)
+    robust = robust_accuracy(model, x, y, eps=0.3, step=0.05, steps=10, seed=0)
     assert model.training and not model[1].training and model[3].training
     model.eval()
     assert robust.mean() < clean.mean() and robust.shape == (32,)

@@ -63,7 +63,7 @@ def test_evaluation_advances_once_per_method_and_metric():
 
     from rxlit.evaluation import evaluate_subset, parse_spec
 
-    spec = parse_spec({"n_examples": 4, "methods": {"grad": {}, "smoothgrad": {"n": 2}},
+    spec = parse_spec({"n_examples": 4, "methods": {"grad": {}, "smoothgrad": {"n_samples": 2}},
                        "metrics": {"local_lipschitz": {"n_samples": 2}, "infidelity": {"n_samples": 4}},
                        "progress": True}, seed=0)
     model = build_model("mlp", num_classes=3, in_chans=1, image_size=4, mean=[0.5], std=[0.25], hidden=[8])

@@ -52,17 +52,15 @@ def compose_train(overrides: list[str]) -> DictConfig:
 
 
 def study_settings(cfg: DictConfig | dict) -> dict:
-    """``cfg.study`` as a dict; with ``study.use_tiny`` each key of ``study.tiny.study`` replaces the
-    study's (whole: a tiny ``models`` or ``methods`` dict is the complete list, not an addition)."""
+    """``cfg.study`` as a dict; a null entry of a mapping (``study.models.spectral=null``, or in a
+    ``debug=study`` file) removes that model, method, ..."""
     cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     if "study" not in cfg or cfg.study is None or "name" not in cfg.study:
         raise ValueError("no study in the config: pass experiment=<name>, one of configs/experiment/*.yaml "
                          f"({', '.join(config_names('experiment'))})")
-    study = OmegaConf.to_container(cfg.study, resolve=True)
-    if study.get("use_tiny"):
-        tiny = study.get("tiny") or {}
-        study = {**study, **(tiny.get("study") or {})}
-    return study
+    study = to_dict(cfg.study)
+    return {key: {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+            for key, value in study.items()}
 
 
 class ModelDiverged(RuntimeError):
@@ -93,9 +91,8 @@ class StudyContext:
         specs = self.study.get("models") or {}
         if key not in specs:
             raise KeyError(f"model {key!r} is not in study.models ({sorted(specs)})")
-        tiny = (self.study.get("tiny") or {}).get("train") or [] if self.study.get("use_tiny") else []
         seed = self.seeds[0] if seed is None else int(seed)
-        return [*self.overrides, *(self.study.get("train") or []), *tiny, *(specs[key] or []),
+        return [*self.overrides, *(self.study.get("train") or []), *(specs[key] or []),
                 f"seed={seed}", f"data.seed={self.data_seed}"]
 
     def model(self, key: str, seed: int | None = None) -> torch.nn.Module:

@@ -72,7 +72,7 @@ def bound_method(name: str, options: dict) -> str | Callable:
     return declare(method, bound_info(name, options))
 
 
-def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int,
+def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, step: float, steps: int,
                           seed: int, index: Tensor, epoch: int) -> Tensor:
     """1.0 where the label survives L-inf PGD (Madry et al. 2018; torchattacks' PGD update), per example.
 
@@ -86,7 +86,7 @@ def keyed_robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: float, al
             adv = adv.detach().requires_grad_(True)
             loss = nn.functional.cross_entropy(model(adv), y, reduction="sum")
             (grad,) = torch.autograd.grad(loss, adv)
-        adv = (x + (adv.detach() + alpha * grad.sign() - x).clamp(-eps, eps)).clamp(0, 1)
+        adv = (x + (adv.detach() + step * grad.sign() - x).clamp(-eps, eps)).clamp(0, 1)
     with torch.no_grad():
         return (model(adv).argmax(1) == y).to(x.dtype)
 

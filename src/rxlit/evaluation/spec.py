@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from rxlit.explain import METHODS
 from rxlit.metrics import METRICS
 from rxlit.metrics.registry import is_model_metric
+from rxlit.registry import refuse_renamed
 
 # robust_accuracy is computed by a keyed PGD (see engine.py) with the options it declared; null values
 # are taken from the data set's attack budget (data.attack: eps, step, steps). attack: autoattack runs
@@ -100,6 +101,7 @@ def _check_names(given: dict, valid: list[str], what: str) -> None:
 
 
 def _check_options(name: str, options: dict, valid: set[str], what: str) -> None:
+    refuse_renamed(name, options)
     unknown = sorted(set(options) - valid)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for {what} {name!r} in the explain config; "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rxlit.registry import Registry, Signature, read_signature
+from rxlit.registry import Registry, Signature, read_signature, refuse_renamed
 
 # Options every method accepts: they are routed by explain() and never refused.
 COMMON_OPTIONS = ("generator", "output", "chunk_size")
@@ -245,7 +245,8 @@ def eval_mode(model: nn.Module):
 
 
 def check_options(fn: Callable, options: dict) -> None:
-    """Refuse options that ``fn`` does not accept, listing the valid ones."""
+    """Refuse options that ``fn`` does not accept, listing the valid ones (a renamed one: its new name)."""
+    refuse_renamed(METHODS.name_of(fn), options)
     signature = signature_of(fn)
     if signature.any_keyword:
         return

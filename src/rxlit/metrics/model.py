@@ -19,6 +19,7 @@ from rxlit.metrics.engine import default_chunk, evaluated, map_rows, model_outpu
 from rxlit.metrics.perturbations import FlatStream, neighbourhood, resolve_generator
 from rxlit.metrics.registry import register_metric
 from rxlit.metrics.robustness import local_lipschitz
+from rxlit.registry import refuse_renamed
 from rxlit.rng import Generator
 
 
@@ -92,13 +93,13 @@ def _restore_training_flags(model: nn.Module, flags: dict[str, bool]) -> None:
         m.training = flags.get(name, m.training)
 
 
-def make_attack(model: nn.Module, attack: str, eps: float, alpha: float | None, steps: int,
+def make_attack(model: nn.Module, attack: str, eps: float, step: float | None, steps: int,
                 n_classes: int | None, seed: int | None):
     """A torchattacks attack built once (inputs already in [0, 1]; normalisation is in the model)."""
     import torchattacks
 
     if attack == "pgd":
-        return torchattacks.PGD(model, eps=eps, alpha=eps / 4 if alpha is None else alpha, steps=steps,
+        return torchattacks.PGD(model, eps=eps, alpha=eps / 4 if step is None else step, steps=steps,
                                 random_start=True)
     if attack == "autoattack":
         if n_classes is not None and n_classes < 4:
@@ -113,7 +114,7 @@ def make_attack(model: nn.Module, attack: str, eps: float, alpha: float | None, 
                  # the evaluation's options; null: the data set's attack budget (data.attack)
                  options={"attack": "pgd", "eps": None, "step": None, "steps": None})
 def robust_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, attack: str = "pgd",
-                    eps: float = 8 / 255, alpha: float | None = 2 / 255, steps: int = 10,
+                    eps: float = 8 / 255, step: float | None = 2 / 255, steps: int = 10,
                     n_classes: int | None = None, seed: int | None = None, generator: Generator = None,
                     **_) -> Tensor:
     """1.0 where the label survives an L-inf attack of radius ``eps``, per example.
@@ -124,6 +125,7 @@ def robust_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, at
     flag is restored afterwards. ``seed`` fixes the random start (torch's global RNG, forked so
     the caller's stream is untouched); it is per batch, not per example.
     """
+    refuse_renamed("robust_accuracy", _)
     if attack not in ("pgd", "autoattack"):
         raise ValueError(f"unknown attack {attack!r}; valid: 'pgd', 'autoattack'")
     flags = _training_flags(model)
@@ -135,7 +137,7 @@ def robust_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, at
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
             if seed is not None:
                 torch.manual_seed(seed)
-            adv = make_attack(model, attack, eps, alpha, steps, n_classes, seed)(x, labels)
+            adv = make_attack(model, attack, eps, step, steps, n_classes, seed)(x, labels)
     finally:
         _restore_training_flags(model, flags)
     return clean_accuracy(model, adv, labels)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from rxlit.registry import Registry
+from rxlit.registry import Registry, refuse_renamed
 
 KINDS = ("explanation", "model")
 
@@ -70,4 +70,5 @@ def compute_metric(name: str, model: nn.Module, x: Tensor, target: Tensor | int 
     """``METRICS[name](model, x, target, method=method, generator=generator, **options)`` -> Tensor[B]."""
     import rxlit.metrics  # noqa: F401  (registers every metric)
 
+    refuse_renamed(name, options)
     return METRICS.get(name)(model, x, target, method=method, generator=generator, **options)

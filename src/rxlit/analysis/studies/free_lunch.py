@@ -66,7 +66,7 @@ def evaluate_model(ctx, key: str, seed: int) -> dict:
     attack = ctx.cfg.data.attack
     L_cert = global_lipschitz(model, tuple(x.shape[1:]))[y.cpu()]
     entry = {"L": values["L"], "H": values["H"], "L_cert": L_cert, "clean_acc": clean_accuracy(model, x, y),
-             "robust_acc": robust_accuracy(model, x, y, eps=float(attack.eps), alpha=float(attack.step),
+             "robust_acc": robust_accuracy(model, x, y, eps=float(attack.eps), step=float(attack.step),
                                            steps=int(s.get("attack_steps", 10)), seed=ctx.seed),
              "methods": {}, "phis": [], "seed": seed}
     for method, options in s["methods"].items():

@@ -38,7 +38,7 @@ def distance(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Ten
 
 
 def estimates(ctx, model, sigma: float, n: int, stream: int) -> dict:
-    sg = keyed_explain(ctx, model, "smoothgrad", {"sigma": sigma, "n": n}, stream=stream)
+    sg = keyed_explain(ctx, model, "smoothgrad", {"sigma": sigma, "n_samples": n}, stream=stream)
     clime = keyed_explain(ctx, model, "clime", {"sigma": sigma, "n_samples": n}, stream=stream + 1)
     return {"sg": sg, "clime": clime}
 

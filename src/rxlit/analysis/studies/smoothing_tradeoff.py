@@ -39,11 +39,11 @@ def variant_options(variant: dict, sigma: float) -> tuple[str, dict]:
     """The method and options of one variant at one smoothing scale (``n`` capped by ``n_max``)."""
     n = min(sample_count(sigma), int(variant.get("n_max", 10**9)))
     if variant["kind"] == "smoothgrad":
-        return "smoothgrad", {"sigma": sigma, "n": n}
+        return "smoothgrad", {"sigma": sigma, "n_samples": n}
     if variant["kind"] == "unigrad":
-        return "unigrad", {"r": sigma, "n": n}
+        return "unigrad", {"r": sigma, "n_samples": n}
     return "smoothed", {"base": variant["kind"], "base_options": variant.get("base_options") or {},
-                        "kernel": "gaussian", "sigma": sigma, "n": n}
+                        "kernel": "gaussian", "sigma": sigma, "n_samples": n}
 
 
 def evaluate(ctx, model, variant: dict, sigma: float, keep_phi: bool) -> dict:
@@ -55,7 +55,7 @@ def evaluate(ctx, model, variant: dict, sigma: float, keep_phi: bool) -> dict:
     faith = faithfulness_variants(ctx, model, x, y, phi, method, options)
     print(f"[smoothing_tradeoff] {variant['label']} sigma {sigma}: lipschitz {mean(lip):.4g} "
           f"faithfulness {mean(faith[MAIN]):.4g}", flush=True)
-    return {"n": options["n"], "lipschitz": lip, "faithfulness": faith, "phi": phi if keep_phi else None}
+    return {"n_samples": options["n_samples"], "lipschitz": lip, "faithfulness": faith, "phi": phi if keep_phi else None}
 
 
 def sweep(ctx, variant: dict, sigmas: list[float]) -> dict:
@@ -140,7 +140,7 @@ def tables(sweeps: list[dict]) -> list[dict]:
         summary.append([sw["label"], {"mean": rho["estimate"], "low": rho["low"], "high": rho["high"]},
                         {"mean": ratio["estimate"], "low": ratio["low"], "high": ratio["high"]},
                         *[peak(sw, label)["sigma"] for label in FAITHFULNESS]])
-    per_sigma = [[sw["label"], sigma, sw["points"][k][0]["n"], cell([p["lipschitz"] for p in sw["points"][k]]),
+    per_sigma = [[sw["label"], sigma, sw["points"][k][0]["n_samples"], cell([p["lipschitz"] for p in sw["points"][k]]),
                   *[cell([p["faithfulness"][label] for p in sw["points"][k]]) for label in FAITHFULNESS]]
                  for sw in sweeps for k, sigma in enumerate(sw["sigmas"])]
     return [{"title": "Trade-off summary: Spearman(sigma, Lipschitz), Lipschitz ratio first/last sigma (95% intervals), "
