@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from rxlit.callbacks import evaluate_checkpoint
+from rxlit.app.evaluate import evaluate_checkpoint
+from rxlit.app.train import train
 from rxlit.models import build_with_weights, read_weights
 from rxlit.training.checkpoint import load_model
-from rxlit.training.run import train
 
 warnings.filterwarnings("ignore")
 CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")

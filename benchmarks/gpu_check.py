@@ -15,7 +15,7 @@ run stopped by its time limit still leaves what it measured):
    precision, timed round-robin (median over rounds of the per-round ratios).
 3. Explanation throughput of each default method (``configs/explain/default.yaml``) on ResNet-18 as a
    ratio to its pass-count bound: the cases, bound and timing of ``benchmarks/explain.py``.
-4. Per-epoch evaluation cost at ``explain=default`` and ``explain=full``: ``rxlit.callbacks.cost`` on a
+4. Per-epoch evaluation cost at ``explain=default`` and ``explain=full``: ``rxlit.app.cost`` on a
    CIFAR-shaped run (ResNet-18, 50 000 synthetic 3x32x32 training images, ``trainer=gpu``); the cost
    fraction is evaluation time over training time for a ``trainer.max_epochs=10`` schedule.
 """
@@ -133,8 +133,8 @@ class Stepper:
     """One regime's RxLitModule (built from the configs, as train.py does) and its optimiser."""
 
     def __init__(self, overrides: list[str], device: torch.device, batch_size: int, bf16: bool, quick: bool):
+        from rxlit.app.train import make_datamodule, make_module
         from rxlit.training.optim import build_optimizer
-        from rxlit.training.run import make_datamodule, make_module
 
         cfg = compose([*CIFAR, f"data.batch_size={batch_size}", f"data.n_train={batch_size}",
                        f"channels_last={str(bf16).lower()}", *(QUICK_SIZE if quick else []), *overrides])
@@ -250,7 +250,7 @@ def explain_throughput(device: torch.device, quick: bool, model_name: str = "res
 def evaluation_cost(device: torch.device, quick: bool, train_size: int, epochs: int,
                     partial=lambda lines, data: None) -> tuple[list[str], dict]:
     """Both explain settings; ``partial(lines, data)`` receives the table after the first one."""
-    from rxlit.callbacks.cost import measure, n_evaluations
+    from rxlit.app.cost import measure, n_evaluations
 
     trainer = "trainer=gpu" if device.type == "cuda" else "trainer=cpu"
     if quick:  # a smoke run: a small CNN on a few 16x16 images
@@ -263,7 +263,7 @@ def evaluation_cost(device: torch.device, quick: bool, train_size: int, epochs: 
     schedule = 10  # trainer.max_epochs of configs/trainer: the cost fraction of a 10-epoch run
     lines = [f"{'small_cnn, 64 images of 3x16x16 (quick)' if quick else f'ResNet-18, {train_size} synthetic 3x32x32 training images'}, "
              f"batch {32 if quick else 128}, {trainer}, 32-true; {epochs} epoch(s), each followed by one evaluation "
-             "(python -m rxlit.callbacks.cost); median over epochs"
+             "(python -m rxlit.app.cost); median over epochs"
              f"{' (of two: their mean, with the first epoch warm-up)' if epochs == 2 else ''}.", "",
              f"| explain | evaluation s | training epoch s | evaluation / epoch | every_n_epochs | cost fraction ({schedule} epochs) |",
              "| --- | --- | --- | --- | --- | --- |"]

@@ -120,7 +120,7 @@ def ours(case, model, x, y, n, **keyed):
         return lambda: local_lipschitz(model, x, y, "grad", n_samples=n, sigma=SIGMA, **keyed)
     if case == "max_sensitivity(smoothgrad)":
         return lambda: max_sensitivity(model, x, y, "smoothgrad", n_samples=n, radius=RADIUS,
-                                       method_options={"sigma": SIGMA, "n": SG_SAMPLES}, **keyed)
+                                       method_options={"sigma": SIGMA, "n_samples": SG_SAMPLES}, **keyed)
     if case == "local_lipschitz(lime)":
         lime = {"n_samples": LIME_SAMPLES, "n_features": LIME_FEATURES}
         return lambda: local_lipschitz(model, x, y, "lime", n_samples=n, sigma=SIGMA, method_options=lime, **keyed)

@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from rxlit.callbacks import evaluate_checkpoint
+from rxlit.app.evaluate import evaluate_checkpoint
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="eval")

@@ -14,9 +14,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from rxlit.analysis.fanout import plan, print_plan, train_as_multirun
-from rxlit.analysis.study import run_study, study_run_dir
-from rxlit.training.run import discard_output_dir
+from rxlit.app.fanout import plan, print_plan, train_as_multirun
+from rxlit.app.study import run_study, study_run_dir
+from rxlit.app.train import discard_output_dir
 
 DRY_RUN = "--dry-run" in sys.argv
 if DRY_RUN:

@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from rxlit.training.run import train_hydra_job
+from rxlit.app.train import train_hydra_job
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")

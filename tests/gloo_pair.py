@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -18,10 +19,12 @@ def _rank_main(rank: int, port: str, queue, fn: Callable[..., Any], args: tuple)
         dist.init_process_group("gloo", rank=rank, world_size=2)
         out = fn(rank, 2, *args)
         if rank == 0:
-            queue.put(out)
+            # by value: torch's queue would share a tensor through a file descriptor that dies with
+            # this process, and the parent, slower under load, then reads a closed connection
+            queue.put(pickle.dumps(out))
         dist.destroy_process_group()
     except Exception as error:  # report instead of leaving the parent waiting
-        queue.put(RuntimeError(f"rank {rank}: {error!r}"))
+        queue.put(pickle.dumps(RuntimeError(f"rank {rank}: {error!r}")))
 
 
 def run_on_two_ranks(fn: Callable[..., Any], *args, timeout: float = 120.0) -> Any:
@@ -39,7 +42,7 @@ def run_on_two_ranks(fn: Callable[..., Any], *args, timeout: float = 120.0) -> A
     procs = [ctx.Process(target=_rank_main, args=(rank, port, queue, fn, args)) for rank in range(2)]
     for p in procs:
         p.start()
-    out = queue.get(timeout=timeout)
+    out = pickle.loads(queue.get(timeout=timeout))
     for p in procs:
         p.join(timeout=30)
     if isinstance(out, Exception):

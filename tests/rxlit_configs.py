@@ -7,15 +7,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 
-# A training run small enough for a unit test: 2 batches of digits, tiny evaluation attack.
+# A training run small enough for a unit test: configs/debug/tiny.yaml (1 epoch of 2 batches of digits,
+# a tiny evaluation attack), no logger, no explanation evaluation.
 TINY = [
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
-    "eval_attack.n_examples=16",
-    "eval_attack.steps=2",
-    "data.batch_size=32",
+    "debug=tiny",
     "logger=none",
     "callbacks.progress_bar=tqdm",
     "callbacks.lr_monitor=false",

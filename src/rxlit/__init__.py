@@ -28,7 +28,7 @@ def evaluate(model, data="digits", *, mean=None, std=None, explain="default", n_
     Returns the ``metrics.json`` payload: ``summaries`` (``{key: {mean, ci_low, ci_high, n}}``),
     ``scalars``, the nested ``metrics`` view and the ``normalization`` used.
     """
-    from rxlit.callbacks.checkpoint_eval import evaluate_model
+    from rxlit.app.evaluate import evaluate_model
 
     return evaluate_model(model, data, mean=mean, std=std, explain=explain, n_examples=n_examples, split=split,
                           subset=subset, seed=seed, epoch=epoch, attack=attack, device=device,

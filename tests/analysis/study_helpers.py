@@ -1,4 +1,4 @@
-"""Run a study end to end on its tiny settings inside a temporary folder."""
+"""Run a study end to end on its debug=study settings inside a temporary folder."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 from rxlit.analysis.report import write_report
-from rxlit.analysis.study import compose_train, run_study
+from rxlit.app.study import compose_train, run_study
 
 
 def run_tiny(name: str, tmp_path: Path, ckpt: Path | None = None, extra: tuple[str, ...] = ()) -> tuple[dict, Path]:
     """``ckpt``: a checkpoints folder shared between tests (the tiny standard model is trained once)."""
-    overrides = [f"experiment={name}", "study.use_tiny=true", "logger=none",
+    overrides = [f"experiment={name}", "debug=study", "logger=none",
                  f"paths.checkpoints={ckpt or tmp_path / 'ckpt'}", f"paths.output_dir={tmp_path / 'run'}", *extra]
     cfg = compose_train(overrides)
     results_path = run_study(cfg, overrides, tmp_path / "run")

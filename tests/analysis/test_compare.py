@@ -18,7 +18,7 @@ from rxlit.stats import spearman
 
 REPO = Path(__file__).resolve().parents[2]
 EXPLAIN = ["explain=default", "explain.n_examples=8", "explain.n_saliency_examples=0", "explain.progress=false",
-           "~explain.methods", "+explain.methods={grad: {}, smoothgrad: {sigma: 0.03, n: 3}}",
+           "~explain.methods", "+explain.methods={grad: {}, smoothgrad: {sigma: 0.03, n_samples: 3}}",
            "explain.metrics.local_lipschitz.n_samples=3", "explain.metrics.infidelity.n_samples=4",
            "explain.metrics.tan_faithfulness.groups=8", "explain.metrics.model_local_lipschitz.n_samples=3",
            "explain.metrics.model_smoothness.n_samples=3", "+explain.metrics.robust_accuracy.steps=2"]
@@ -29,7 +29,7 @@ REGIMES = {"standard": [], "pgd": ["adv=pgd"], "gradnorm": ["reg=gradnorm"]}
 def three_runs(tmp_path_factory):
     from rxlit_configs import TINY, compose
 
-    from rxlit.training.run import train
+    from rxlit.app.train import train
 
     root = tmp_path_factory.mktemp("compare")
     folders = {}

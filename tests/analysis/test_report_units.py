@@ -17,7 +17,7 @@ from rxlit.analysis.report import (
     write_report,
 )
 from rxlit.analysis.studies.infidelity_table import smoothed_explanation
-from rxlit.analysis.study import compose_train, config_hash, study_settings
+from rxlit.app.study import compose_train, config_hash, study_settings
 from rxlit.explain import explain
 from rxlit.rng import ExampleRNG
 
@@ -82,9 +82,9 @@ def test_report_from_minimal_results(tmp_path):
 def test_study_settings_and_hash():
     with pytest.raises(ValueError, match="experiment=<name>"):
         study_settings(compose_train([]))
-    cfg = compose_train(["experiment=free_lunch", "study.use_tiny=true"])
+    cfg = compose_train(["experiment=free_lunch", "debug=study"])
     s = study_settings(cfg)
-    assert set(s["models"]) == {"standard", "pgd_eps0.1", "spectral"}   # tiny replaces, not merges
+    assert set(s["models"]) == {"standard", "pgd_eps0.1", "spectral"}   # null entries remove models
     base = {"data": {"name": "digits", "root": "a"}, "trainer": {"max_epochs": 1}, "seed": 0}
     assert config_hash(base) == config_hash({**base, "data": {"name": "digits", "root": "b"}})  # paths ignored
     assert config_hash(base) != config_hash({**base, "trainer": {"max_epochs": 2}})

@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from run_helpers import check, read_json, run_train  # noqa: E402
 
-STUDY = ["experiment=sg_clime_convergence", "study.use_tiny=true"]  # 1 model x 2 seeds, tiny settings
+STUDY = ["experiment=sg_clime_convergence", "debug=study"]  # 1 model x 2 seeds, tiny settings
 
 
 @pytest.mark.slow

@@ -14,10 +14,13 @@ ALL = ["clime", "grad", "grad_x_input", "guided_backprop", "integrated_gradients
 def test_registry_lists_every_method_with_defaults():
     methods = list_methods()
     assert sorted(methods) == ALL
-    assert methods["smoothgrad"] == {"sigma": 0.03, "n": None}
-    assert methods["integrated_gradients"]["steps"] == 10
-    assert methods["lime"]["alpha"] == 1.0 and methods["lime"]["n_samples"] == 100
+    assert methods["smoothgrad"] == {"options": {"sigma": 0.03, "n_samples": None}, "stochastic": True, "units": "slope",
+                                     "needs": None}
+    assert methods["integrated_gradients"]["options"]["steps"] == 10
+    assert methods["integrated_gradients"]["units"] == "attribution" and not methods["integrated_gradients"]["stochastic"]
+    assert methods["lime"]["options"]["ridge_alpha"] == 1.0 and methods["lime"]["options"]["n_samples"] == 100
     assert method_options("kernel_shap")["n_samples"] == 100
+    assert "ReLU" in methods["guided_backprop"]["needs"]
 
 
 def test_unknown_method_lists_valid_names(cnn, images):
@@ -26,7 +29,7 @@ def test_unknown_method_lists_valid_names(cnn, images):
 
 
 def test_unknown_option_lists_valid_options(cnn, images):
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['sigmaa'\].*valid options: .*'n'.*'sigma'"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['sigmaa'\].*valid options: .*'n_samples'.*'sigma'"):
         explain(cnn, images, method="smoothgrad", sigmaa=0.1)
     with pytest.raises(ValueError, match="unknown option"):
         explain(cnn, images, method="smoothed", base="lime", base_options={"n_sample": 3})
@@ -37,7 +40,7 @@ def test_shape_mode_and_no_grad_caller(method, images):
     model = tiny_cnn()
     model.train()
     model[1].eval()  # a mixed state must come back exactly as it was
-    options = {"n": 2} if method in ("smoothgrad", "unigrad", "smoothed") else {}
+    options = {"n_samples": 2} if method in ("smoothgrad", "unigrad", "smoothed") else {}
     if method in ("lime", "kernel_shap", "clime", "noisy_baseline"):
         options = {"n_samples": 8}
     with torch.no_grad():

@@ -7,7 +7,7 @@ models = pytest.importorskip("rxlit.models")
 
 from rxlit.explain import explain, list_methods  # noqa: E402
 
-FEW = {"smoothgrad": {"n": 2}, "unigrad": {"n": 2}, "smoothed": {"n": 2, "base": "grad"},
+FEW = {"smoothgrad": {"n_samples": 2}, "unigrad": {"n_samples": 2}, "smoothed": {"n_samples": 2, "base": "grad"},
        "integrated_gradients": {"steps": 2}, "lime": {"n_samples": 4, "n_features": 4},
        "kernel_shap": {"n_samples": 4, "n_features": 4}, "clime": {"n_samples": 4},
        "noisy_baseline": {"n_samples": 4}, "square": {"max_side": 1}, "occlusion": {"patch": 4, "stride": 4}}

@@ -76,7 +76,7 @@ def test_smoothgrad_with_captums_noise(cnn, images, monkeypatch):
     # Captum's noise rows are example-major (repeat_interleave): view as (B, n, ...).
     standard = drawn[0].view(2, n, *images.shape[1:]) / sigma
     monkeypatch.setattr(rxlit.rng, "normal", lambda *a, **k: standard)
-    ours = explain(cnn, images, TARGET, "smoothgrad", sigma=sigma, n=n)
+    ours = explain(cnn, images, TARGET, "smoothgrad", sigma=sigma, n_samples=n)
     assert torch.allclose(ours, expected, rtol=1e-9, atol=1e-12)
 
 

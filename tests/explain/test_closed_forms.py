@@ -59,7 +59,7 @@ def test_linear_model_other_closed_forms(linear, x16):
     mask = grid_mask(4, 4, n_groups=4)
     group_sum = torch.zeros(2, 4, dtype=torch.float64).scatter_add_(1, mask.flatten().repeat(2, 1), contribution)
     expected = group_sum.gather(1, mask.flatten().repeat(2, 1))
-    for method, options in (("kernel_shap", {}), ("lime", {"alpha": 0.0})):
+    for method, options in (("kernel_shap", {}), ("lime", {"ridge_alpha": 0.0})):
         out = explain(model, x16, target, method, generator=g(), features=mask, n_samples=30, **options)
         assert torch.allclose(out.flatten(1), expected, atol=1e-9), method
     # Noisy baseline with the exact second moment: unbiased, Monte Carlo error only.
@@ -85,8 +85,8 @@ class Combination(nn.Module):
         return self.a * self.f1(x) + self.b * self.f2(x)
 
 
-LINEAR_IN_F = [("grad", {}), ("grad_x_input", {}), ("integrated_gradients", {}), ("smoothgrad", {"n": 4}),
-               ("unigrad", {"n": 4}), ("smoothed", {"base": "integrated_gradients", "n": 3}),
+LINEAR_IN_F = [("grad", {}), ("grad_x_input", {}), ("integrated_gradients", {}), ("smoothgrad", {"n_samples": 4}),
+               ("unigrad", {"n_samples": 4}), ("smoothed", {"base": "integrated_gradients", "n_samples": 3}),
                ("clime", {"n_samples": 20}), ("lime", {"n_samples": 20}), ("kernel_shap", {"n_samples": 20}),
                ("occlusion", {}), ("noisy_baseline", {"n_samples": 10}), ("square", {"max_side": 2})]
 
@@ -135,7 +135,7 @@ def test_piecewise_toy_smoothing_moves_towards_half_half():
     assert torch.equal(explain(toy, x, 0, "grad"), torch.tensor([[1.0, 0.0]], dtype=torch.float64))
     distances = []
     for sigma in (0.02, 0.1, 1.0, 10.0):
-        sg = explain(toy, x, 0, "smoothgrad", sigma=sigma, n=20000, generator=g())
+        sg = explain(toy, x, 0, "smoothgrad", sigma=sigma, n_samples=20000, generator=g())
         exact = torch.tensor([toy_smoothed_gradient(0.6, 0.5, sigma)], dtype=torch.float64)
         assert torch.allclose(sg, exact, atol=0.015)
         distances.append((sg - 0.5).abs().max().item())
@@ -152,7 +152,7 @@ def test_smoothgrad_and_clime_converge(tmp_path):
     for n in sizes:
         per_seed = []
         for seed in range(3):
-            sg = explain(model, x, 0, "smoothgrad", sigma=0.1, n=n, generator=g(seed))
+            sg = explain(model, x, 0, "smoothgrad", sigma=0.1, n_samples=n, generator=g(seed))
             cl = explain(model, x, 0, "clime", sigma=0.1, n_samples=n, generator=g(100 + seed))
             per_seed.append(((sg - cl).norm(dim=1) / sg.norm(dim=1)).mean())
         gaps.append(torch.stack(per_seed).mean().item())

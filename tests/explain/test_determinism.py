@@ -10,10 +10,10 @@ from rxlit.rng import ExampleRNG
 # so the batch pads to the largest and "alone vs in batch" exercises the empty groups.
 SUPERPIXELS = {"features": "quickshift", "feature_options": {"kernel_size": 1, "max_dist": 8}}
 STOCHASTIC = [
-    ("smoothgrad", {"n": 5}),
-    ("unigrad", {"n": 5}),
-    ("smoothed", {"base": "lime", "n": 3, "kernel": "uniform", "base_options": {"n_samples": 6}}),
-    ("smoothed", {"base": "integrated_gradients", "n": 3, "base_options": {"steps": 3}}),
+    ("smoothgrad", {"n_samples": 5}),
+    ("unigrad", {"n_samples": 5}),
+    ("smoothed", {"base": "lime", "n_samples": 3, "kernel": "uniform", "base_options": {"n_samples": 6}}),
+    ("smoothed", {"base": "integrated_gradients", "n_samples": 3, "base_options": {"steps": 3}}),
     ("lime", {"n_samples": 12}),
     ("lime", {"n_samples": 12, **SUPERPIXELS}),
     ("kernel_shap", {"n_samples": 12}),
@@ -55,16 +55,16 @@ def test_deterministic_methods_are_chunk_size_free(cnn, images):
 
 def test_smoothed_grad_is_smoothgrad_with_the_same_noise(cnn, images):
     one = images[:1]
-    smoothed = explain(cnn, one, 3, "smoothed", base="grad", sigma=0.05, n=7, generator=torch.Generator().manual_seed(5))
-    smoothgrad = explain(cnn, one, 3, "smoothgrad", sigma=0.05, n=7, generator=torch.Generator().manual_seed(5))
+    smoothed = explain(cnn, one, 3, "smoothed", base="grad", sigma=0.05, n_samples=7, generator=torch.Generator().manual_seed(5))
+    smoothgrad = explain(cnn, one, 3, "smoothgrad", sigma=0.05, n_samples=7, generator=torch.Generator().manual_seed(5))
     assert torch.allclose(smoothed, smoothgrad, rtol=1e-10, atol=1e-13)
 
 
 def test_smoothed_prob_averages_probabilities(cnn, images):
     """smoothed(base=grad, output=prob) = grad E[p(x + z)] = E[grad p(x + z)]."""
     one = images[:1]
-    smoothed = explain(cnn, one, 3, "smoothed", base="grad", n=5, output="prob", generator=torch.Generator().manual_seed(2))
-    smoothgrad = explain(cnn, one, 3, "smoothgrad", n=5, output="prob", generator=torch.Generator().manual_seed(2))
+    smoothed = explain(cnn, one, 3, "smoothed", base="grad", n_samples=5, output="prob", generator=torch.Generator().manual_seed(2))
+    smoothgrad = explain(cnn, one, 3, "smoothgrad", n_samples=5, output="prob", generator=torch.Generator().manual_seed(2))
     assert torch.allclose(smoothed, smoothgrad, rtol=1e-9, atol=1e-13)
 
 

@@ -18,8 +18,8 @@ import torch
 from gpu_helpers import NEEDS_CUDA, TOLERANCE
 from rxlit_configs import compose
 
-from rxlit.callbacks import evaluate_checkpoint
-from rxlit.training.run import train
+from rxlit.app.evaluate import evaluate_checkpoint
+from rxlit.app.train import train
 
 RTOL = TOLERANCE[torch.float32]["rtol"]
 # Synthetic 3-channel data, 2 epochs of 2 batches.
@@ -28,7 +28,7 @@ RUN = ["data=synthetic", "data.in_chans=3", "data.n_train=64", "data.n_val=32", 
 # The default explanation matrix (every method, metric and model metric), on 8 examples after every
 # epoch, with smaller sample counts.
 EXPLAIN = ["explain=default", "explain.n_examples=8", "explain.every_n_epochs=1", "explain.n_saliency_examples=2",
-           "explain.methods.smoothgrad.n=4", "explain.methods.lime.n_samples=16",
+           "explain.methods.smoothgrad.n_samples=4", "explain.methods.lime.n_samples=16",
            "explain.methods.kernel_shap.n_samples=16", "explain.metrics.infidelity.n_samples=6",
            "+explain.metrics.robust_accuracy.steps=3"]
 # A GPU runs CIFAR-shaped 32x32 inputs, the default small_cnn and the default W&B logger (offline);
@@ -81,7 +81,7 @@ def test_epoch_evaluation_on_the_device_equals_eval_script_on_the_cpu(tmp_path, 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_eval_device_cuda_without_a_gpu_names_the_fix():
-    from rxlit.callbacks.checkpoint_eval import pick_device
+    from rxlit.app.evaluate import pick_device
 
     with pytest.raises(ValueError, match="pass device=cpu"):
         pick_device("cuda")

@@ -27,7 +27,7 @@ from gpu_helpers import DEVICES
 from omegaconf import OmegaConf
 from rxlit_configs import compose
 
-from rxlit.training.run import make_datamodule, make_module
+from rxlit.app.train import make_datamodule, make_module
 
 ADVS = ["none", "pgd", "pgd_l2", "fgsm_rs", "trades"]
 REGS = ["none", "gradnorm", "spectral", "curvature"]

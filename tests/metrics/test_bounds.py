@@ -15,7 +15,7 @@ from rxlit.metrics import (
     theorem41_bound,
 )
 
-METHODS = {"grad_x_input": {}, "integrated_gradients": {"steps": 10}, "smoothgrad": {"sigma": 0.05, "n": 8},
+METHODS = {"grad_x_input": {}, "integrated_gradients": {"steps": 10}, "smoothgrad": {"sigma": 0.05, "n_samples": 8},
            "lime": {"n_samples": 60, "n_features": 16, "kernel": "constant"},
            "kernel_shap": {"n_samples": 60, "n_features": 16}}
 
@@ -60,7 +60,7 @@ def test_lime_bound_uses_the_mean_loss_scale_of_the_ridge():
     theta = torch.randn(64, generator=g, dtype=torch.float64)
     x = torch.rand(4, 1, 8, 8, generator=g, dtype=torch.float64)
     n = 400
-    weak, strong = ({"n_samples": n, "n_features": 16, "kernel": "constant", "alpha": a} for a in (1.0, float(n)))
+    weak, strong = ({"n_samples": n, "n_features": 16, "kernel": "constant", "ridge_alpha": a} for a in (1.0, float(n)))
     empirical = {a: float(lipschitz(Linear(theta), x, {"lime": o}, n=12)["lime"].mean())
                  for a, o in ((1, weak), (n, strong))}
     bound = {a: float(explanation_bound("lime", o, x, L=1.0).mean()) for a, o in ((1, weak), (n, strong))}

@@ -12,7 +12,7 @@ from rxlit.metrics.perturbations import neighbourhood
 from rxlit.metrics.robustness import method_generator, neighbour_distances
 from rxlit.rng import ExampleRNG
 
-METHODS = {"smoothgrad": {"sigma": 0.05, "n": 8}, "clime": {"sigma": 0.05, "n_samples": 80},
+METHODS = {"smoothgrad": {"sigma": 0.05, "n_samples": 8}, "clime": {"sigma": 0.05, "n_samples": 80},
            "lime": {"n_samples": 40, "n_features": 16, "kernel": "constant"},
            "kernel_shap": {"n_samples": 40, "n_features": 16}}
 

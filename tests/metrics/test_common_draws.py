@@ -7,7 +7,7 @@ from rxlit.explain import method_info
 from rxlit.metrics import local_lipschitz, max_sensitivity
 
 SAMPLED = {"lime": {"n_samples": 50, "n_features": 16}, "kernel_shap": {"n_samples": 50, "n_features": 16},
-           "smoothgrad": {"sigma": 0.1, "n": 10}}
+           "smoothgrad": {"sigma": 0.1, "n_samples": 10}}
 
 
 def scale_ratio(model, x, y, method, options, draws):

@@ -26,9 +26,9 @@ CASES = {
     "lipschitz_lime": lambda m, x, y, **kw: local_lipschitz(m, x, y, "lime", n_samples=3,
                                                             method_options={"n_samples": 20, "n_features": 4}, **kw),
     "sensitivity_smoothgrad": lambda m, x, y, **kw: max_sensitivity(m, x, y, "smoothgrad", n_samples=4, radius=0.1,
-                                                                    method_options={"sigma": 0.05, "n": 5}, **kw),
+                                                                    method_options={"sigma": 0.05, "n_samples": 5}, **kw),
     "faithfulness_correlation": lambda m, x, y, **kw: faithfulness_correlation(
-        m, x, y, n_samples=12, method="smoothgrad", method_options={"n": 4}, **kw),
+        m, x, y, n_samples=12, method="smoothgrad", method_options={"n_samples": 4}, **kw),
     "model_lipschitz": lambda m, x, y, **kw: model_local_lipschitz(m, x, y, n_samples=12, **kw),
     "adversarial": lambda m, x, y, **kw: adversarial_sensitivity(m, x, y, "grad", n_samples=3, steps=2, radius=0.1,
                                                                  **kw),

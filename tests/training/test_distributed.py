@@ -1,11 +1,12 @@
 """rxlit.distributed: the DDP timeout setting and the error a hang turns into (no processes here;
-the two-rank runs are in tests/callbacks/test_explain_ddp.py)."""
+the two-rank runs are in tests/evaluation/test_explain_ddp.py)."""
 
 from datetime import timedelta
 
 import pytest
 from lightning.pytorch.strategies import DDPStrategy
 
+from rxlit.app.train import make_callbacks
 from rxlit.distributed import (
     CollectiveTimeoutError,
     collective_section,
@@ -13,7 +14,6 @@ from rxlit.distributed import (
     explain_collective_failure,
     is_collective_failure,
 )
-from rxlit.training.run import make_callbacks
 
 
 def test_ddp_strategy_carries_the_timeout():

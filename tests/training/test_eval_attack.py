@@ -63,7 +63,7 @@ def test_autoattack_scores_the_test_split(make_cfg, monkeypatch):
     model its first stage already breaks every example, so this stays quick); val keeps PGD."""
     import torchattacks
 
-    from rxlit.training.run import train
+    from rxlit.app.train import train
 
     built = []
 

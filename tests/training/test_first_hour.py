@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rxlit.callbacks.progress import EvalProgress
+from rxlit.app.train import train
 from rxlit.data import build_datamodule
+from rxlit.evaluation.progress import EvalProgress
 from rxlit.models import build_model
 from rxlit.training.divergence import DivergenceGuard, NonFiniteLossError
-from rxlit.training.run import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,9 +61,9 @@ def test_progress_reports_every_step_with_an_eta_off_terminal():
 def test_evaluation_advances_once_per_method_and_metric():
     import torch
 
-    from rxlit.callbacks import evaluate_subset, parse_spec
+    from rxlit.evaluation import evaluate_subset, parse_spec
 
-    spec = parse_spec({"n_examples": 4, "methods": {"grad": {}, "smoothgrad": {"n": 2}},
+    spec = parse_spec({"n_examples": 4, "methods": {"grad": {}, "smoothgrad": {"n_samples": 2}},
                        "metrics": {"local_lipschitz": {"n_samples": 2}, "infidelity": {"n_samples": 4}},
                        "progress": True}, seed=0)
     model = build_model("mlp", num_classes=3, in_chans=1, image_size=4, mean=[0.5], std=[0.25], hidden=[8])

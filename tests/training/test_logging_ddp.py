@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rxlit.analysis.wandb_offline import find_offline_runs, read_offline_run
-from rxlit.training.run import train
+from rxlit.app.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from rxlit_configs import compose
 
+from rxlit.app.train import train
 from rxlit.models import BACKBONES
-from rxlit.training.run import train
 
 
 def test_recipe_sets_defaults_and_the_command_line_wins():

@@ -20,8 +20,8 @@ from run_helpers import (
     without_times,
 )
 
+from rxlit.app.train import train
 from rxlit.training.checkpoint import CheckpointError, read_checkpoint
-from rxlit.training.run import train
 
 RUN = "digits-small_cnn-pgd-none-s0"
 

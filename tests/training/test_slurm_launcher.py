@@ -18,7 +18,7 @@ def sbatch_script(overrides: list[str], tmp_path, monkeypatch) -> str:
     from hydra import compose, initialize_config_dir
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
-    import rxlit.training.run  # noqa: F401  (registers the resolvers the config uses)
+    import rxlit.app.train  # noqa: F401  (registers the resolvers the config uses)
 
     srun = tmp_path / "srun"
     srun.write_text("#!/bin/sh\n")

@@ -9,8 +9,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from rxlit.app.train import train
 from rxlit.training.checkpoint import CheckpointError, load_model, read_checkpoint
-from rxlit.training.run import train
 
 ADVS = ["none", "pgd", "pgd_l2", "fgsm_rs", "trades"]
 REGS = ["none", "gradnorm", "spectral", "curvature"]
@@ -210,8 +210,8 @@ def check_default_evaluation_against_autoattack(checkpoint: str, n: int = 128) -
 
 def test_train_acc_is_clean_accuracy_beside_adversarial(make_cfg):
     """train/acc is accuracy on the clean batch; train/adv_acc on the inputs the loss attacks."""
+    from rxlit.app.train import make_module
     from rxlit.data import build_datamodule
-    from rxlit.training.run import make_module
 
     cfg = OmegaConf.to_container(make_cfg(["adv=trades", "adv.steps=3"]), resolve=True)
     dm = build_datamodule("digits", seed=0)
@@ -238,7 +238,7 @@ def test_train_acc_is_clean_accuracy_beside_adversarial(make_cfg):
 
 @pytest.mark.parametrize("adv,expected", [("none", "val/acc"), ("pgd", "val/adv_acc"), ("trades", "val/adv_acc")])
 def test_best_checkpoint_follows_robust_accuracy_for_adversarial_training(make_cfg, adv, expected):
-    from rxlit.training.run import make_callbacks
+    from rxlit.app.train import make_callbacks
 
     cfg = OmegaConf.to_container(make_cfg([f"adv={adv}"]), resolve=True)
     best = make_callbacks(cfg, Path("unused"))[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rxlit_configs import compose
 
 from rxlit.analysis.wandb_offline import find_offline_runs, read_offline_run
-from rxlit.callbacks import evaluate_checkpoint
-from rxlit.training.run import train
+from rxlit.app.evaluate import evaluate_checkpoint
+from rxlit.app.train import train
 
 
 def test_eval_records_the_checkpoint_and_artifact_it_evaluated(make_cfg, tmp_path):

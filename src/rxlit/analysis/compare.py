@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rxlit.evaluation.keys import metric_key, split_key
 from rxlit.stats import proportion_interval, spearman_test
 
-ACCURACY = ("model/clean_accuracy", "model/robust_accuracy")
-MODEL_COLUMNS = [("accuracy", "model/clean_accuracy"), ("robust accuracy", "model/robust_accuracy"),
-                 ("model Lipschitz L", "model/model_local_lipschitz"), ("model smoothness H", "model/model_smoothness")]
+ACCURACY = (metric_key("clean_accuracy"), metric_key("robust_accuracy"))
+MODEL_COLUMNS = [("accuracy", metric_key("clean_accuracy")), ("robust accuracy", metric_key("robust_accuracy")),
+                 ("model Lipschitz L", metric_key("model_local_lipschitz")), ("model smoothness H", metric_key("model_smoothness"))]
 METHOD_METRICS = [("Lipschitz", "local_lipschitz"), ("faithfulness", "tan_faithfulness")]
 Z95 = 1.959963984540054
 
@@ -79,8 +80,8 @@ def load_entry(folder: str | Path) -> Entry:
     saved = json.loads(xai.read_text())
     summaries = dict(saved["metrics"])
     test = payload.get("test") or {}
-    if "model/clean_accuracy" not in summaries and "test/acc" in test:  # whole test split, no interval
-        summaries["model/clean_accuracy"] = {"mean": test["test/acc"], "ci_low": math.nan, "ci_high": math.nan,
+    if metric_key("clean_accuracy") not in summaries and "test/acc" in test:  # whole test split, no interval
+        summaries[metric_key("clean_accuracy")] = {"mean": test["test/acc"], "ci_low": math.nan, "ci_high": math.nan,
                                              "n": None}
     n = next((s.get("n") for s in summaries.values() if isinstance(s, dict) and s.get("n")), None)
     return Entry(payload.get("run_name") or folder.name, str(folder), summaries, saved.get("split", ""), n)
@@ -132,8 +133,8 @@ def methods_of(entries: list[Entry]) -> list[str]:
     found: dict[str, None] = {}
     for entry in entries:
         for key in entry.summaries:
-            parts = key.split("/")
-            if len(parts) == 3 and parts[0] == "xai" and parts[1] in dict(METHOD_METRICS).values():
+            parts = split_key(key)
+            if parts and parts[2] is not None and parts[1] in dict(METHOD_METRICS).values():
                 found[parts[2]] = None
     return list(found)
 
@@ -142,7 +143,7 @@ def comparison_table(entries: list[Entry]) -> dict:
     """One row per model; columns: the model metrics, then Lipschitz and faithfulness per method."""
     methods = methods_of(entries)
     keys = [(title, key) for title, key in MODEL_COLUMNS]
-    keys += [(f"{method} {title}", f"xai/{metric}/{method}") for method in methods for title, metric in METHOD_METRICS]
+    keys += [(f"{method} {title}", metric_key(metric, method)) for method in methods for title, metric in METHOD_METRICS]
     rows = [[entry.label] + [cell(entry.summaries, key) for _, key in keys] for entry in entries]
     return {"columns": ["model"] + [title for title, _ in keys], "keys": [key for _, key in keys], "rows": rows}
 
@@ -152,14 +153,14 @@ def rank_correlations(entries: list[Entry]) -> list[dict]:
     method's explanation local Lipschitz estimate, over the models that have all three."""
     out = []
     for method in methods_of(entries):
-        key = f"xai/local_lipschitz/{method}"
-        have = [e for e in entries if key in e.summaries and "model/model_local_lipschitz" in e.summaries]
+        key = metric_key("local_lipschitz", method)
+        have = [e for e in entries if key in e.summaries and metric_key("model_local_lipschitz") in e.summaries]
         expl = [e.summaries[key]["mean"] for e in have]
-        lip = [e.summaries["model/model_local_lipschitz"]["mean"] for e in have]
+        lip = [e.summaries[metric_key("model_local_lipschitz")]["mean"] for e in have]
         rho_l, p_l = spearman_test(lip, expl)
-        smooth = [e for e in have if "model/model_smoothness" in e.summaries]
-        rho_h, p_h = spearman_test([e.summaries["model/model_smoothness"]["mean"] for e in smooth],
-                               [e.summaries[key]["mean"] for e in smooth])
+        smooth = [e for e in have if metric_key("model_smoothness") in e.summaries]
+        rho_h, p_h = spearman_test([e.summaries[metric_key("model_smoothness")]["mean"] for e in smooth],
+                                   [e.summaries[key]["mean"] for e in smooth])
         out.append({"method": method, "n_models": len(have), "rho_L": rho_l, "p_L": p_l, "rho_H": rho_h, "p_H": p_h})
     return out
 
@@ -228,9 +229,9 @@ def plot_scatter(entries: list[Entry], path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     drawn, all_x, all_y = False, [], []
     for method in methods_of(entries):
-        key = f"xai/local_lipschitz/{method}"
-        pts = [(cell(e.summaries, "model/model_local_lipschitz"), cell(e.summaries, key), e.label) for e in entries
-               if key in e.summaries and "model/model_local_lipschitz" in e.summaries]
+        key = metric_key("local_lipschitz", method)
+        pts = [(cell(e.summaries, metric_key("model_local_lipschitz")), cell(e.summaries, key), e.label) for e in entries
+               if key in e.summaries and metric_key("model_local_lipschitz") in e.summaries]
         if not pts:
             continue
         pts.sort(key=lambda p: p[0]["mean"])  # the dotted line joins models in order of L
@@ -245,9 +246,9 @@ def plot_scatter(entries: list[Entry], path: Path) -> bool:
     if drawn:
         first = methods_of(entries)[0]
         for e in entries:
-            if f"xai/local_lipschitz/{first}" in e.summaries and "model/model_local_lipschitz" in e.summaries:
-                ax.annotate(e.label, (e.summaries["model/model_local_lipschitz"]["mean"],
-                                      e.summaries[f"xai/local_lipschitz/{first}"]["mean"]), fontsize=7,
+            if metric_key("local_lipschitz", first) in e.summaries and metric_key("model_local_lipschitz") in e.summaries:
+                ax.annotate(e.label, (e.summaries[metric_key("model_local_lipschitz")]["mean"],
+                                      e.summaries[metric_key("local_lipschitz", first)]["mean"]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")
         _log_if_wide(ax, "x", all_x)
         _log_if_wide(ax, "y", all_y)

@@ -236,10 +236,9 @@ def study_summary(name: str) -> str:
     import inspect
     import sys
 
-    from rxlit.analysis import studies  # noqa: F401  (registers the studies)
-    from rxlit.analysis.study import STUDIES
+    from rxlit.analysis.study import load_studies
 
-    fn = STUDIES.get(name)
+    fn = load_studies().get(name)
     return inspect.getdoc(sys.modules[fn.__module__]) if fn else ""
 
 

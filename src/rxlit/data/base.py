@@ -1,6 +1,6 @@
 """The common base of every rxlit data module and the dataset registry.
 
-Conventions (see docs/data.md and the design notes):
+Conventions (see docs/data.md and docs/theory.md):
 
 * batches are ``(x, y)``: ``x`` float32 in [0, 1] pixel space, shape (B, C, H, W); ``y`` int64;
 * data modules never normalise: they expose ``mean``/``std`` and the model normalises;

@@ -7,7 +7,6 @@ of ``x``, batched over the first dimension and deterministic given a generator (
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,12 +14,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rxlit.registry import Registry
-
-METHODS = Registry("explanation method")
+from rxlit.registry import Registry, Signature, read_signature, refuse_renamed
 
 # Options every method accepts: they are routed by explain() and never refused.
 COMMON_OPTIONS = ("generator", "output", "chunk_size")
+
+# A method is fn(model, x, target, **options): its options are read once, when it is registered.
+METHODS = Registry("explanation method", skip=3, reserved=COMMON_OPTIONS)
 
 # Default memory budget for one chunk of a flattened perturbation set on an accelerator.
 DEFAULT_BUDGET_BYTES = 256 * 2**20
@@ -46,22 +46,25 @@ class MethodInfo:
     output difference of a whole feature copied to each of its elements (LIME, KernelSHAP,
     occlusion), ``broadcast(x, options)`` gives every element's feature size (shape of x), so a
     value per element is ``value / size``; None: every element carries its own share (GI, IG).
+    ``needs``: what the model must have for the method to apply (None: any differentiable model).
     """
 
     stochastic: bool = False
     units: str | None = "slope"
     broadcast: Callable[[Tensor, dict], Tensor] | None = None
+    needs: str | None = None
 
 
 def register_method(name: str, *, stochastic: bool = False, units: str = "slope",
-                    broadcast: Callable[[Tensor, dict], Tensor] | None = None):
+                    broadcast: Callable[[Tensor, dict], Tensor] | None = None, needs: str | None = None):
     """Register ``fn(model, x, target, *, generator=None, output="logit", chunk_size=None, **opts)``
-    with its :class:`MethodInfo` (``stochastic``, ``units``, ``broadcast``)."""
-    info = MethodInfo(stochastic, units, broadcast)
+    with its :class:`MethodInfo` (``stochastic``, ``units``, ``broadcast``, ``needs``); its options
+    and their defaults are read from its keyword arguments here, once."""
+    info = MethodInfo(stochastic, units, broadcast, needs)
     check_units(units, allow_base=True)
 
     def decorator(fn: Callable) -> Callable:
-        METHODS.register(name)(fn)
+        METHODS.register(name, info)(fn)
         return declare(fn, info)
 
     return decorator
@@ -74,9 +77,19 @@ def check_units(units: str | None, allow_base: bool = False) -> None:
 
 
 def declare(fn: Callable, info: MethodInfo) -> Callable:
-    """Attach ``info`` to a callable method (e.g. a wrapper binding a registered method's options)."""
+    """Attach ``info`` and the options of its signature to a callable method (e.g. a wrapper binding
+    a registered method's options)."""
     fn.method_info = info
+    fn.method_signature = read_signature(fn, 3, COMMON_OPTIONS)
     return fn
+
+
+def signature_of(method: str | Callable) -> Signature:
+    """The options a method takes: read when it was registered or declared; for any other callable
+    (a user's function given to :func:`explain`), read from its signature now."""
+    fn = get_method(method)
+    found = getattr(fn, "method_signature", None)
+    return found if found is not None else read_signature(fn, 3, COMMON_OPTIONS)
 
 
 def bound_info(method: str | Callable, options: dict | None) -> MethodInfo:
@@ -85,7 +98,7 @@ def bound_info(method: str | Callable, options: dict | None) -> MethodInfo:
     if info.broadcast is None:
         return info
     resolved = {**method_options(get_method(method)), **(options or {})}
-    return MethodInfo(info.stochastic, info.units, lambda x, _: info.broadcast(x, resolved))
+    return MethodInfo(info.stochastic, info.units, lambda x, _: info.broadcast(x, resolved), info.needs)
 
 
 def method_info(method: str | Callable, options: dict | None = None) -> MethodInfo:
@@ -97,33 +110,31 @@ def method_info(method: str | Callable, options: dict | None = None) -> MethodIn
     fn = get_method(method)
     info = getattr(fn, "method_info", None)
     if info is None:
-        params = inspect.signature(fn).parameters.values()
-        takes = any(p.name == "generator" or p.kind == p.VAR_KEYWORD for p in params)
-        return MethodInfo(stochastic=takes, units=None)
+        return MethodInfo(stochastic=signature_of(fn).takes("generator"), units=None)
     if info.units == "base":
         options = options or {}
         base = options.get("base", method_options(fn).get("base"))
         base_options = {**method_options(get_method(base)), **(options.get("base_options") or {})}
         found = method_info(base, base_options)
         spread = None if found.broadcast is None else lambda x, _: found.broadcast(x, base_options)
-        return MethodInfo(info.stochastic, found.units, spread)
+        return MethodInfo(info.stochastic, found.units, spread, found.needs)
     return info
 
 
 def method_options(method: str | Callable) -> dict[str, object]:
     """The method-specific options and their defaults (excluding the common ones)."""
-    fn = METHODS.get(method) if isinstance(method, str) else method
-    options = {}
-    for param in list(inspect.signature(fn).parameters.values())[3:]:
-        if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL) or param.name in COMMON_OPTIONS:
-            continue
-        options[param.name] = None if param.default is param.empty else param.default
-    return options
+    return dict(signature_of(method).options)
 
 
 def list_methods() -> dict[str, dict[str, object]]:
-    """Every registered method with its options and defaults."""
-    return {name: method_options(name) for name in METHODS.names()}
+    """Every registered method with what it declared: ``options`` (name -> default), ``stochastic``,
+    ``units`` and ``needs``."""
+    out = {}
+    for name in METHODS.names():
+        info = METHODS.info(name)
+        out[name] = {"options": METHODS.options(name), "stochastic": info.stochastic, "units": info.units,
+                     "needs": info.needs}
+    return out
 
 
 def resolve_target(model: nn.Module, x: Tensor, target: Tensor | int | None) -> Tensor:
@@ -234,13 +245,14 @@ def eval_mode(model: nn.Module):
 
 
 def check_options(fn: Callable, options: dict) -> None:
-    """Refuse options that ``fn`` does not accept, listing the valid ones."""
-    accepted = inspect.signature(fn).parameters
-    if any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+    """Refuse options that ``fn`` does not accept, listing the valid ones (a renamed one: its new name)."""
+    refuse_renamed(METHODS.name_of(fn), options)
+    signature = signature_of(fn)
+    if signature.any_keyword:
         return
-    unknown = sorted(set(options) - set(accepted))
+    unknown = sorted(set(options) - signature.accepts)
     if unknown:
-        valid = sorted(set(method_options(fn)) | (set(COMMON_OPTIONS) & set(accepted)))
+        valid = sorted(set(signature.options) | (set(COMMON_OPTIONS) & signature.accepts))
         raise ValueError(f"unknown option(s) {unknown} for method {getattr(fn, '__name__', fn)!r}; "
                          f"valid options: {valid}")
 
@@ -272,9 +284,7 @@ def explain(model: nn.Module, x: Tensor, target: Tensor | int | None = None, met
     _check_input(x)
     fn = get_method(method)
     check_options(fn, options)
-    accepted = inspect.signature(fn).parameters
-    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
-    if generator is not None and ("generator" in accepted or takes_kwargs):
+    if generator is not None and signature_of(fn).takes("generator"):
         options["generator"] = generator
     with eval_mode(model):
         target = resolve_target(model, x, target)

@@ -84,7 +84,7 @@ def guided_gradient(model: nn.Module, x: Tensor, target: Tensor, output: str = "
     return grad
 
 
-@register_method("guided_backprop")
+@register_method("guided_backprop", needs="ReLU activations (every nonlinearity an nn.ReLU or F.relu)")
 def guided_backprop(model: nn.Module, x: Tensor, target: Tensor, *, output: str = "logit",
                     chunk_size: int | None = None) -> Tensor:
     """Guided Backpropagation (Springenberg et al. 2015); ReLU networks only (see module doc)."""

@@ -1,10 +1,10 @@
 """LIME (Ribeiro et al., KDD 2016) as used by Tan & Tian (ICML 2023): superpixel/patch
-features, 100 binary coalitions, an exponential kernel and ridge regression (alpha = 1).
+features, 100 binary coalitions, an exponential kernel and ridge regression (ridge_alpha = 1).
 
 Per example: coalitions ``z_j ~ Bernoulli(1/2)^k`` (Captum's default sampler), inputs
 ``baseline + (x - baseline) * z_j`` broadcast over each group's pixels, weights
 ``pi_j = exp(-D_j^2 / (2 width^2))`` and the weighted ridge regression with intercept
-``min sum_j pi_j (f_j - c - z_j.b)^2 + alpha ||b||^2``; ``b`` is broadcast to the pixels.
+``min sum_j pi_j (f_j - c - z_j.b)^2 + ridge_alpha ||b||^2``; ``b`` is broadcast to the pixels.
 
 ``kernel="constant"`` gives every coalition weight 1: the LIME of Tan & Tian's Theorem 4.1 (their
 bound assumes a constant kernel; with the exponential one the weights depend on x).
@@ -75,19 +75,19 @@ def lime_weights(x: Tensor, baseline: Tensor, groups: Groups, coalitions: Tensor
     return torch.exp(-(d**2) / (2 * kernel_width**2))
 
 
-def lime_solve(coalitions: Tensor, scores: Tensor, weights: Tensor, alpha: float) -> Tensor:
+def lime_solve(coalitions: Tensor, scores: Tensor, weights: Tensor, ridge_alpha: float) -> Tensor:
     """Group coefficients (B, k) of the weighted ridge regression with intercept."""
-    return least_squares(coalitions, scores, weights, alpha=alpha, intercept=True)[0]
+    return least_squares(coalitions, scores, weights, alpha=ridge_alpha, intercept=True)[0]
 
 
 @register_method("lime", stochastic=True, units="attribution", broadcast=feature_sizes)
 def lime(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: int = 100, features: str | Tensor = "grid",
-         n_features: int = 64, feature_options: dict | None = None, alpha: float = 1.0,
+         n_features: int = 64, feature_options: dict | None = None, ridge_alpha: float = 1.0,
          kernel_width: float = 1.0, distance: str = "cosine", kernel: str = "exponential",
          baseline: float | Tensor = 0.0, generator: rng.Generator = None, output: str = "logit",
          chunk_size: int | None = None) -> Tensor:
     """LIME with ``n_samples`` binary coalitions of ``features`` groups (see module doc), reference
-    ``baseline`` (0), ridge ``alpha`` (1.0, Tan & Tian 2023) on the *sum* of the weighted squared
+    ``baseline`` (0), ridge strength ``ridge_alpha`` (1.0, Tan & Tian 2023) on the *sum* of the weighted squared
     errors, exponential kernel of ``distance`` with ``kernel_width`` (or ``kernel="constant"``).
     All examples' regressions are one batched solve."""
     groups = feature_groups(x, features, n_features, feature_options)
@@ -95,5 +95,5 @@ def lime(model: nn.Module, x: Tensor, target: Tensor, *, n_samples: int = 100, f
     coalitions = lime_coalitions(generator, groups, n_samples, device=x.device)
     scores = coalition_scores(model, x, target, groups, coalitions, base, output, chunk_size)
     weights = lime_weights(x, base, groups, coalitions, distance, kernel_width, kernel)
-    coef = lime_solve(coalitions, scores, weights, alpha)
+    coef = lime_solve(coalitions, scores, weights, ridge_alpha)
     return groups.broadcast(coef.to(x.dtype), x.shape)

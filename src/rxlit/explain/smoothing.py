@@ -8,7 +8,6 @@ SmoothGrad (Smilkov et al. 2017) is the gradient of ``f_mu`` for a Gaussian ``mu
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import torch
@@ -22,6 +21,7 @@ from rxlit.explain.core import (
     get_method,
     gradient_rows,
     register_method,
+    signature_of,
 )
 from rxlit.explain.noise import draw, resolve_samples
 
@@ -38,22 +38,22 @@ def noisy_gradient(model: nn.Module, x: Tensor, target: Tensor, kernel: str, sca
 
 
 @register_method("smoothgrad", stochastic=True, units="slope")
-def smoothgrad(model: nn.Module, x: Tensor, target: Tensor, *, sigma: float = 0.03, n: int | None = None,
+def smoothgrad(model: nn.Module, x: Tensor, target: Tensor, *, sigma: float = 0.03, n_samples: int | None = None,
                generator: rng.Generator = None, output: str = "logit", chunk_size: int | None = None) -> Tensor:
     """SmoothGrad (Smilkov et al. 2017): ``E_{z ~ N(0, sigma^2 I)}[grad f(x + z)]``, signed.
 
-    ``n=None`` uses Tan & Tian's rule (ICML 2023): 10 if sigma < 0.01 else floor(sigma/0.01)*10.
-    Each example gets its own ``n`` noise vectors.
+    ``n_samples=None`` uses Tan & Tian's rule (ICML 2023): 10 if sigma < 0.01 else floor(sigma/0.01)*10.
+    Each example gets its own ``n_samples`` noise vectors.
     """
-    n = resolve_samples(n, sigma)
+    n = resolve_samples(n_samples, sigma)
     return noisy_gradient(model, x, target, "gaussian", sigma, n, generator, output, chunk_size)
 
 
 @register_method("unigrad", stochastic=True, units="slope")
-def unigrad(model: nn.Module, x: Tensor, target: Tensor, *, r: float = 0.03, n: int | None = None,
+def unigrad(model: nn.Module, x: Tensor, target: Tensor, *, r: float = 0.03, n_samples: int | None = None,
             generator: rng.Generator = None, output: str = "logit", chunk_size: int | None = None) -> Tensor:
-    """UniGrad (Tan & Tian, ICML 2023): ``E_{z ~ U[-r, r]^d}[grad f(x + z)]``; ``n`` rule as SmoothGrad's."""
-    n = resolve_samples(n, r)
+    """UniGrad (Tan & Tian, ICML 2023): ``E_{z ~ U[-r, r]^d}[grad f(x + z)]``; ``n_samples`` as SmoothGrad's."""
+    n = resolve_samples(n_samples, r)
     return noisy_gradient(model, x, target, "uniform", r, n, generator, output, chunk_size)
 
 
@@ -105,7 +105,7 @@ def _base_call(fn: Callable, options: dict, generator, output: str, chunk_size: 
     if clash:
         raise ValueError(f"set {clash} on smoothed itself, not in base_options")
     check_options(fn, options)
-    accepted = inspect.signature(fn).parameters
+    accepted = signature_of(fn).accepts
     common = {"generator": generator, "output": output,
               # each base row costs n model rows inside SmoothedModel
               "chunk_size": max(1, (chunk_size or chunk_rows(x)) // n)}
@@ -115,17 +115,17 @@ def _base_call(fn: Callable, options: dict, generator, output: str, chunk_size: 
 @register_method("smoothed", stochastic=True, units="base")
 def smoothed(model: nn.Module, x: Tensor, target: Tensor, *, base: str | Callable = "grad",
              base_options: dict | None = None, kernel: str = "gaussian", sigma: float = 0.03,
-             n: int | None = None, generator: rng.Generator = None, output: str = "logit",
+             n_samples: int | None = None, generator: rng.Generator = None, output: str = "logit",
              chunk_size: int | None = None) -> Tensor:
     """Any method applied to the smoothed model ``f_mu(x) = E_z[f(x + z)]`` (Tan & Tian 2023, Thm 4.3).
 
     ``kernel`` is gaussian (std ``sigma``), uniform (``[-sigma, sigma]``) or laplace (scale
-    ``sigma``); ``n=None`` uses Tan & Tian's rule on ``sigma``. ``f_mu`` is estimated with one
-    fixed set of ``n`` noise vectors shared by the batch (common random numbers), so it is a
+    ``sigma``); ``n_samples=None`` uses Tan & Tian's rule on ``sigma``. ``f_mu`` is estimated with one
+    fixed set of ``n_samples`` noise vectors shared by the batch (common random numbers), so it is a
     deterministic function while ``base`` (a method name or callable, with ``base_options``)
     explains it; ``smoothed(base="grad", kernel="gaussian")`` is SmoothGrad with that noise.
     """
-    n = resolve_samples(n, sigma)
+    n = resolve_samples(n_samples, sigma)
     fn = get_method(base)
     noise = smoothing_noise(kernel, sigma, n, generator, x)
     call = _base_call(fn, dict(base_options or {}), generator, output, chunk_size, n, x)

@@ -23,7 +23,7 @@ from rxlit.metrics.model import (
     model_smoothness,
     robust_accuracy,
 )
-from rxlit.metrics.registry import METRICS, compute_metric, register_metric
+from rxlit.metrics.registry import METRICS, compute_metric, list_metrics, metric_info, register_metric
 from rxlit.metrics.robustness import (
     adversarial_sensitivity,
     avg_sensitivity,
@@ -35,7 +35,7 @@ __all__ = [
     "METRICS", "MeanCI", "PerExampleMetric", "adversarial_sensitivity", "avg_sensitivity", "bound_ratio",
     "bound_ratios", "certified_bound", "clean_accuracy", "compute_metric", "deletion_auc", "explanation_bound",
     "global_lipschitz", "faithfulness_correlation", "gradient_norm",
-    "infidelity", "insertion_auc", "local_lipschitz", "max_sensitivity", "model_local_lipschitz",
+    "infidelity", "insertion_auc", "list_metrics", "local_lipschitz", "metric_info", "max_sensitivity", "model_local_lipschitz",
     "model_smoothness", "register_metric", "robust_accuracy", "summarize", "tan_faithfulness",
     "theorem41_bound",
 ]

@@ -15,8 +15,8 @@ method *as rxlit runs it* (name and options) onto the formula's constants; the e
 callback, ``scripts/eval.py`` and the studies all call :func:`bound_ratios`, which uses it:
 
 * LIME: the theorem's ``lam`` weighs the ridge penalty against the *mean* squared error over the
-  samples; rxlit's LIME penalises the *sum* (``alpha ||b||^2`` beside ``sum_j (f_j - c - z_j.b)^2``),
-  so ``lam = alpha / n_samples``. The theorem assumes a constant kernel: only ``kernel="constant"``
+  samples; rxlit's LIME penalises the *sum* (``ridge_alpha ||b||^2`` beside ``sum_j (f_j - c - z_j.b)^2``),
+  so ``lam = ridge_alpha / n_samples``. The theorem assumes a constant kernel: only ``kernel="constant"``
   gets a bound (with the exponential kernel the weights move with x).
 * LIME and KernelSHAP: ``d`` is the number of features present in the image; the theorem bounds
   the d-dimensional explanation, and broadcasting a feature's weight to its ``m`` input elements
@@ -36,7 +36,7 @@ import math
 import torch
 from torch import Tensor
 
-from rxlit.explain.core import get_method, method_options
+from rxlit.explain.core import check_options, get_method, method_options
 from rxlit.explain.features import feature_groups
 
 Number = float | Tensor
@@ -81,7 +81,9 @@ def _sqrt(v: Number) -> Number:
 
 
 def resolved_options(method: str, options: dict | None) -> dict:
-    """The method's defaults overridden by ``options`` (what the estimator actually runs with)."""
+    """The method's defaults overridden by ``options`` (what the estimator actually runs with); options
+    the method does not take (or that were renamed) are refused."""
+    check_options(get_method(method), options or {})
     return {**method_options(get_method(method)), **(options or {})}
 
 
@@ -117,7 +119,7 @@ def theorem41_arguments(method: str, options: dict | None, x: Tensor) -> tuple[s
         d, largest = feature_counts(x, opts)
         args = {"d": d}
         if method == "lime":
-            args["lam"] = float(opts["alpha"]) / int(opts["n_samples"])
+            args["lam"] = float(opts["ridge_alpha"]) / int(opts["n_samples"])
         return method, args, largest.sqrt()
     return None
 

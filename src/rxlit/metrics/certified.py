@@ -215,7 +215,7 @@ def certified_factor(method: str, options: dict | None, x: Tensor, generator: Ge
     base = torch.zeros_like(x)
     weights = lime_weights(x, base, groups, coalitions, opts.get("distance", "cosine"), opts["kernel_width"],
                            opts.get("kernel", "exponential"))
-    operator = regression_operator(coalitions, weights, float(opts["alpha"]))
+    operator = regression_operator(coalitions, weights, float(opts["ridge_alpha"]))
     return _sample_bound(operator, _coalition_moves(coalitions), groups).cpu()
 
 

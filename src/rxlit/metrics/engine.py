@@ -9,13 +9,20 @@ Python loop over examples or samples.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from rxlit.explain.core import chunk_rows, eval_mode, explain, forward_scalar, get_method, iter_chunks
+from rxlit.explain.core import (
+    chunk_rows,
+    eval_mode,
+    explain,
+    forward_scalar,
+    get_method,
+    iter_chunks,
+    signature_of,
+)
 from rxlit.rng import Generator
 
 
@@ -57,13 +64,12 @@ def explain_rows(model: nn.Module, x: Tensor, target: Tensor, method, generator:
     the metric's eval mode, so the method is called directly (no per-chunk input scan).
     """
     fn = get_method(method)
-    params = inspect.signature(fn).parameters
-    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    if chunk_size and "chunk_size" not in options and ("chunk_size" in params or takes_kwargs):
+    signature = signature_of(fn)
+    if chunk_size and "chunk_size" not in options and signature.takes("chunk_size"):
         options = {**options, "chunk_size": chunk_size}
     if not trusted:
         return explain(model, x, target, method, generator=generator, **options)
-    if generator is not None and ("generator" in params or takes_kwargs):
+    if generator is not None and signature.takes("generator"):
         options = {**options, "generator": generator}
     out = fn(model, x, target, **options)
     if out.shape != x.shape:

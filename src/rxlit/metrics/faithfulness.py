@@ -58,7 +58,7 @@ def group_sums(values: Tensor, labels: Tensor, n_groups: int) -> Tensor:
 
 # --- Infidelity (Yeh et al., NeurIPS 2019) -------------------------------------------------------
 
-@register_metric("infidelity")
+@register_metric("infidelity", higher_is_better=False)
 @evaluated
 def infidelity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, attributions: Tensor | None = None,
                perturbation: str | Callable = "noisy_baseline", n_samples: int | None = None,
@@ -152,7 +152,7 @@ def explanation_units(method, options: dict, units: str | None) -> tuple[str, ob
     return info.units, info.broadcast
 
 
-@register_metric("tan_faithfulness")
+@register_metric("tan_faithfulness", higher_is_better=True)
 @evaluated
 def tan_faithfulness(model: nn.Module, x: Tensor, target: Tensor | int | None = None,
                      attributions: Tensor | None = None, groups: int | Tensor | str = 100,
@@ -250,7 +250,7 @@ def _removal_auc(model, x, target, attributions, groups, n_steps, reference, out
     return (curve[:, 1:] + curve[:, :-1]).mean(1) / 2  # trapezoid rule on [0, 1]
 
 
-@register_metric("deletion_auc")
+@register_metric("deletion_auc", higher_is_better=False)
 @evaluated
 def deletion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = None, attributions: Tensor | None = None,
                  groups: int | Tensor | str = 100, n_steps: int | None = None, reference: float | Tensor = 0.0,
@@ -268,7 +268,7 @@ def deletion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = None
                         generator, chunk_size, seed, index, epoch, method_options)
 
 
-@register_metric("insertion_auc")
+@register_metric("insertion_auc", higher_is_better=True)
 @evaluated
 def insertion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = None, attributions: Tensor | None = None,
                   groups: int | Tensor | str = 100, n_steps: int | None = None, reference: float | Tensor = 0.0,
@@ -287,7 +287,7 @@ def insertion_auc(model: nn.Module, x: Tensor, target: Tensor | int | None = Non
 
 # --- Faithfulness correlation (Bhatt et al., IJCAI 2020) ---------------------------------------
 
-@register_metric("faithfulness_correlation")
+@register_metric("faithfulness_correlation", higher_is_better=True)
 @evaluated
 def faithfulness_correlation(model: nn.Module, x: Tensor, target: Tensor | int | None = None,
                              attributions: Tensor | None = None, n_samples: int = 100,

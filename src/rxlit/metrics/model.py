@@ -21,10 +21,11 @@ from rxlit.metrics.engine import default_chunk, evaluated, map_rows, model_outpu
 from rxlit.metrics.perturbations import FlatStream, neighbourhood, resolve_generator
 from rxlit.metrics.registry import register_metric
 from rxlit.metrics.robustness import local_lipschitz
+from rxlit.registry import refuse_renamed
 from rxlit.rng import Generator
 
 
-@register_metric("model_local_lipschitz")
+@register_metric("model_local_lipschitz", kind="model", higher_is_better=False)
 @evaluated
 def model_local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method=None,
                           n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
@@ -54,7 +55,7 @@ def model_local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | No
     return map_rows(B * n, default_chunk(x, chunk_size), chunk).view(B, n).amax(dim=1)
 
 
-@register_metric("model_smoothness")
+@register_metric("model_smoothness", kind="model", higher_is_better=False)
 @evaluated
 def model_smoothness(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method=None,
                      n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
@@ -67,7 +68,7 @@ def model_smoothness(model: nn.Module, x: Tensor, target: Tensor | int | None = 
                            epoch=epoch, output=output)
 
 
-@register_metric("gradient_norm")
+@register_metric("gradient_norm", kind="model", higher_is_better=False)
 @evaluated
 def gradient_norm(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method=None,
                   output: str = "logit", generator: Generator = None, **_) -> Tensor:
@@ -76,7 +77,7 @@ def gradient_norm(model: nn.Module, x: Tensor, target: Tensor | int | None = Non
     return row_norm(input_gradient(model, x, target, output))
 
 
-@register_metric("clean_accuracy")
+@register_metric("clean_accuracy", kind="model", higher_is_better=True, proportion=True)
 @evaluated
 def clean_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, generator: Generator = None,
                    **_) -> Tensor:
@@ -85,7 +86,9 @@ def clean_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, gen
         return (model(x).argmax(dim=1) == torch.as_tensor(target, device=x.device)).to(x.dtype)
 
 
-@register_metric("robust_accuracy")
+@register_metric("robust_accuracy", kind="model", higher_is_better=True, proportion=True,
+                 # the evaluation's options; null: the data set's attack budget (data.attack)
+                 options={"attack": "pgd", "eps": None, "step": None, "steps": None})
 def robust_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, attack: str = "pgd",
                     eps: float = 8 / 255, step: float | None = 2 / 255, steps: int = 10, norm: str = "linf",
                     n_classes: int | None = None, seed: int | None = None, index=None, epoch: int = 0,
@@ -101,6 +104,7 @@ def robust_accuracy(model: nn.Module, x: Tensor, target: Tensor, method=None, at
     ``generator`` (``None``: torch's global one). ``"autoattack"``: standard AutoAttack (Croce &
     Hein 2020, torchattacks) seeded by ``seed`` per call. Every module's training flag is restored.
     """
+    refuse_renamed("robust_accuracy", _)
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; valid: 'pgd', 'autoattack'")
     generator = resolve_generator(generator, x.shape[0], seed, index, epoch) if attack == "pgd" else None

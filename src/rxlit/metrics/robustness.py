@@ -43,6 +43,7 @@ from rxlit.metrics.engine import (
 )
 from rxlit.metrics.perturbations import FlatStream, neighbourhood, resolve_generator
 from rxlit.metrics.registry import register_metric
+from rxlit.registry import refuse_renamed
 from rxlit.rng import ExampleRNG, Generator
 
 DRAWS = ("common", "independent")
@@ -149,7 +150,7 @@ def _prepare(model, x, target, generator, seed, index, epoch):
     return target, resolve_generator(generator, x.shape[0], seed, index, epoch)
 
 
-@register_metric("local_lipschitz")
+@register_metric("local_lipschitz", higher_is_better=False)
 @evaluated
 def local_lipschitz(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, sigma: float = 0.03, noise: str | Callable = "gaussian",
@@ -185,7 +186,7 @@ def _sensitivity(model, x, target, method, n_samples, radius, noise, normalize, 
     return sens.amax(dim=1) if reduce == "max" else sens.mean(dim=1)
 
 
-@register_metric("max_sensitivity")
+@register_metric("max_sensitivity", higher_is_better=False)
 @evaluated
 def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
@@ -207,7 +208,7 @@ def max_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = N
                         chunk_size, clip, draws, seed, index, epoch, method_options)
 
 
-@register_metric("avg_sensitivity")
+@register_metric("avg_sensitivity", higher_is_better=False)
 @evaluated
 def avg_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                     n_samples: int = 50, radius: float = 0.02, normalize: bool = True,
@@ -285,11 +286,11 @@ def _spsa_direction(surrogate, y, ref, target, method, options, generator, n_dir
     return (slope.view(-1, *[1] * (u.dim() - 1)) * u).view(B, k, *y.shape[1:]).mean(1)
 
 
-@register_metric("adversarial_sensitivity")
+@register_metric("adversarial_sensitivity", higher_is_better=False)
 @evaluated
 def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | None = None, method="grad",
                             radius: float = 0.02, n_samples: int = 50, steps: int = 10,
-                            step_size: float | None = None, beta: float = 10.0, normalize: bool = True,
+                            step: float | None = None, beta: float = 10.0, normalize: bool = True,
                             n_directions: int = 8, generator: Generator = None,
                             chunk_size: int | None = None, clip: bool = False, draws: str = "common",
                             seed: int | None = None, index=None, epoch: int = 0, method_options: dict | None = None,
@@ -298,7 +299,7 @@ def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | 
 
     1. Monte Carlo: the ``n_samples`` uniform samples of :func:`max_sensitivity`; the best one per
        example initialises the search, so the result is never below the Monte Carlo maximum.
-    2. ``steps`` of projected sign-gradient ascent (step ``2.5 * radius / steps``) on
+    2. ``steps`` of projected sign-gradient ascent of size ``step`` (None: ``2.5 * radius / steps``) on
        ``||phi_s(y) - phi_s(x)||^2`` where ``phi_s`` explains a surrogate with ReLU replaced by
        ``Softplus(beta)``. Grad and Grad x Input are differentiated exactly (double backprop);
        other methods by an antithetic SPSA estimate with ``n_directions`` directions.
@@ -308,6 +309,7 @@ def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | 
     ``draws="common"`` (default): a stochastic method uses the draws of x at every sample, SPSA
     point and iterate; ``"independent"``: fresh draws (robustness plus Monte Carlo error).
     """
+    refuse_renamed("adversarial_sensitivity", options)
     method_options = {**(method_options or {}), **options}  # dict form: no name clashes
     target, generator = _prepare(model, x, target, generator, seed, index, epoch)
     d = neighbour_distances(model, x, target, method, n_samples, neighbourhood("uniform", radius, clip),
@@ -317,7 +319,7 @@ def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | 
     if steps <= 0:
         return safe_div(best, denom)
     surrogate = smooth_surrogate(model, beta)
-    step_size = 2.5 * radius / steps if step_size is None else step_size
+    step = 2.5 * radius / steps if step is None else step
     chunk = default_chunk(x, chunk_size)
     replay = _replayer(d, draws)
     every = torch.arange(x.shape[0])
@@ -329,7 +331,7 @@ def adversarial_sensitivity(model: nn.Module, x: Tensor, target: Tensor | int | 
     for _ in range(steps):  # the ascent is sequential by nature; each step is one batched pass
         direction = _ascent_direction(surrogate, y, ref, target, method, method_options, generator,
                                       n_directions, radius / 4, replay)
-        y = x + (y + step_size * direction.sign() - x).clamp(-radius, radius)
+        y = x + (y + step * direction.sign() - x).clamp(-radius, radius)
         y = y.clamp(0, 1) if clip else y
         phi_y = explain_rows(model, y, target, method, draws_at_x(), method_options, chunk)
         change = row_norm(phi_y - d.phi).to(best.dtype)

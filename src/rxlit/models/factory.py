@@ -9,7 +9,6 @@ options; the data module supplies the rest)::
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,6 @@ __all__ = ["BACKBONES", "Normalization", "backbone_options", "build_model", "bui
            "load_backbone_weights", "resolve_normalization"]
 
 # Arguments every backbone receives from build_model rather than from its config.
-_DATA_ARGS = ("num_classes", "in_chans", "image_size")
 
 
 def _as_pair(image_size) -> tuple[int, int]:
@@ -51,9 +49,8 @@ RUN_KEYS = ("recipe", "label")
 
 
 def backbone_options(name: str) -> dict[str, object]:
-    """The config keys backbone ``name`` accepts, with their defaults."""
-    params = inspect.signature(BACKBONES.get(name)).parameters.values()
-    return {p.name: p.default for p in params if p.name not in _DATA_ARGS}
+    """The config keys backbone ``name`` accepts, with their defaults (read when it was registered)."""
+    return BACKBONES.options(name)
 
 
 def _get_backbone(name: str):

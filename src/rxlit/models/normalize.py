@@ -1,6 +1,6 @@
 """Input normalisation as the first layer of every model.
 
-rxlit keeps images in [0, 1] pixel space everywhere (see docs/DESIGN conventions): attacks,
+rxlit keeps images in [0, 1] pixel space everywhere (see docs/theory.md, conventions): attacks,
 perturbations and explanations all speak pixel units, and the per-data-set mean/std
 normalisation happens inside the model, as its first layer.
 """

@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 from rxlit.registry import Registry
 
-BACKBONES = Registry("model")
+# A backbone is fn(num_classes, in_chans, image_size, **options): the data decide the first three.
+DATA_ARGS = ("num_classes", "in_chans", "image_size")
+BACKBONES = Registry("model", reserved=DATA_ARGS)
 
 # An int, or a function of the backbone's options (e.g. an explicit patch size) returning one.
 MinSize = int | Callable[..., int]
@@ -21,14 +23,10 @@ MinSize = int | Callable[..., int]
 def register_backbone(name: str, *, min_image_size: MinSize):
     """Register a backbone under ``name`` with the smallest image side it supports."""
 
-    def decorator(fn):
-        fn.min_image_size = min_image_size
-        return BACKBONES.register(name)(fn)
-
-    return decorator
+    return BACKBONES.register(name, {"min_image_size": min_image_size})
 
 
 def min_image_size(name: str, **options) -> int:
     """Smallest supported image side (pixels) for backbone ``name`` with these options."""
-    minimum = BACKBONES.get(name).min_image_size
+    minimum = BACKBONES.info(name)["min_image_size"]
     return int(minimum(**options)) if callable(minimum) else int(minimum)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from rxlit.training.divergence import NonFiniteLossError
 from rxlit.training.module import build_network
 
 
@@ -181,6 +182,8 @@ def check_same_model(saved_cfg: dict | None, cfg: dict, path: str | Path) -> Non
 # config hash that lets a study reuse any finished run of the same training config.
 TRAINING_KEYS = ("data", "model", "adv", "reg", "optim", "sched", "trainer", "seed", "eval_attack", "channels_last")
 RUN_INDEX = "run.json"  # <checkpoint folder>/run.json: what the run was and how it ended
+# The error of a run the divergence check stopped.
+DIVERGED = NonFiniteLossError.__name__
 
 
 def config_hash(train_cfg: dict) -> str:
@@ -197,10 +200,36 @@ def write_run_index(ckpt_dir: str | Path, cfg: dict, report: dict) -> None:
     index = {"run_name": report.get("run_name"), "config_hash": config_hash(cfg), "status": report.get("status"),
              "best_checkpoint": report.get("best_checkpoint"), "last_checkpoint": report.get("last_checkpoint"),
              "output_dir": report.get("output_dir"), "epochs": report.get("epochs"), "test": report.get("test", {}),
-             "wall_time_s": report.get("wall_time_s")}
+             "wall_time_s": report.get("wall_time_s"), "error": report.get("error")}
     path = Path(ckpt_dir) / RUN_INDEX
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(index, indent=2))
+
+
+def run_error(index: dict) -> str:
+    """The error that ended a failed run: from its index, else from its ``metrics.json``."""
+    if index.get("error"):
+        return str(index["error"])
+    try:
+        return str(json.loads((Path(index.get("output_dir") or "") / "metrics.json").read_text()).get("error") or "")
+    except (OSError, ValueError):
+        return ""
+
+
+def find_diverged_run(root: str | Path, wanted_hash: str, prefer: str | None = None) -> dict | None:
+    """The index of a run with config hash ``wanted_hash`` that the divergence check stopped (its
+    training loss exploded: a property of that configuration, not an accident to retry), or None."""
+    root = Path(root)
+    for path in ([root / prefer / RUN_INDEX] if prefer else []) + sorted(root.glob(f"*/{RUN_INDEX}")):
+        try:
+            index = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if index.get("status") == "failed" and index.get("config_hash") == wanted_hash:
+            error = run_error(index)
+            if error.startswith(DIVERGED):
+                return {**index, "error": error}
+    return None
 
 
 def find_finished_run(root: str | Path, wanted_hash: str, prefer: str | None = None) -> dict | None:

@@ -14,6 +14,8 @@ from lightning.pytorch import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from rxlit.evaluation.keys import direction
+
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
 
 
@@ -72,19 +74,14 @@ def online_problem() -> str | None:
 
 
 # W&B summaries: the best value in each metric's direction (and the last one), not just the last.
-SUMMARY_DIRECTIONS = (
-    ("*/acc", "max"), ("*/adv_acc", "max"), ("*/loss", "min"),
-    ("xai/local_lipschitz/*", "min"), ("xai/max_sensitivity/*", "min"), ("xai/avg_sensitivity/*", "min"),
-    ("xai/adversarial_sensitivity/*", "min"), ("xai/infidelity/*", "min"), ("xai/deletion_auc/*", "min"),
-    ("xai/tan_faithfulness/*", "max"), ("xai/insertion_auc/*", "max"), ("xai/faithfulness_correlation/*", "max"),
-    ("model/model_local_lipschitz", "min"), ("model/model_smoothness", "min"), ("model/gradient_norm", "min"),
-    ("model/robust_accuracy", "max"), ("model/clean_accuracy", "max"),
-)
+# Evaluation metrics declare theirs at registration (rxlit.evaluation.keys.direction).
+TRAINING_DIRECTIONS = (("*/acc", "max"), ("*/adv_acc", "max"), ("*/loss", "min"))
 
 
 def summary_direction(key: str) -> str | None:
     """'max' or 'min' for a metric with a better direction, None otherwise (times, ratios, media)."""
-    return next((way for pattern, way in SUMMARY_DIRECTIONS if fnmatch(key, pattern)), None)
+    found = direction(key)
+    return found or next((way for pattern, way in TRAINING_DIRECTIONS if fnmatch(key, pattern)), None)
 
 
 class RunWandbLogger(WandbLogger):

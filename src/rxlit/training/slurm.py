@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class JobRequeued(Exception):
-    """Raised to stop a run whose SLURM job was requeued; :func:`rxlit.training.run.train` reports it."""
+    """Raised to stop a run whose SLURM job was requeued; :func:`rxlit.app.train.train` reports it."""
 
 
 def in_slurm_batch_job() -> bool:

@@ -16,9 +16,16 @@ import torch
 
 from rxlit import stats
 from rxlit.explain import explain
+from rxlit.metrics import tan_faithfulness
 from rxlit.rng import ExampleRNG
 
 N_RESAMPLES = 2000
+
+# Faithfulness variants: label -> tan_faithfulness options. MAIN (each method in its own units) decides
+# the claims; the paper's protocol (every method against the slope p), Pearson and Spearman are shown beside.
+FAITHFULNESS = {"1/L2": {}, "1/L2, paper protocol": {"protocol": "paper"}, "Pearson": {"similarity": "pearson"},
+                "Spearman": {"similarity": "spearman"}}
+MAIN = "1/L2"
 
 
 def as_array(values) -> np.ndarray:
@@ -93,3 +100,9 @@ def fmt(value: float, digits: int = 3) -> str:
     if value is None or not math.isfinite(value):
         return "nan"
     return f"{value:.{digits}g}"
+
+
+def faithfulness_variants(ctx, model, x, y, phi, method: str, options: dict) -> dict:
+    """Tan & Tian faithfulness of ``phi`` under every :data:`FAITHFULNESS` variant (study settings first)."""
+    return {label: tan_faithfulness(model, x, y, attributions=phi, method=method, method_options=options,
+                                    **{**ctx.study["faithfulness"], **extra}) for label, extra in FAITHFULNESS.items()}

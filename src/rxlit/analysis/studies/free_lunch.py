@@ -18,8 +18,10 @@ import numpy as np
 
 from rxlit import stats
 from rxlit.analysis.studies.common import (
+    FAITHFULNESS,
     cell,
     claim,
+    faithfulness_variants,
     fmt,
     fmt_interval,
     interval,
@@ -39,13 +41,8 @@ from rxlit.metrics import (
     model_local_lipschitz,
     model_smoothness,
     robust_accuracy,
-    tan_faithfulness,
 )
 from rxlit.metrics.robustness import method_generator
-
-# Faithfulness variants: (label, tan_faithfulness options). "units" is the one claims use.
-FAITHFULNESS = {"1/L2": {}, "1/L2, paper protocol": {"protocol": "paper"}, "Pearson": {"similarity": "pearson"},
-                "Spearman": {"similarity": "spearman"}}
 
 
 def lipschitz_values(model, x, y, index, s: dict, seed: int, epoch: int = 0) -> dict:
@@ -71,13 +68,12 @@ def evaluate_model(ctx, key: str, seed: int) -> dict:
     entry = {"L": values["L"], "H": values["H"], "L_cert": L_cert, "clean_acc": clean_accuracy(model, x, y),
              "robust_acc": robust_accuracy(model, x, y, eps=float(attack.eps), step=float(attack.step),
                                            steps=int(s.get("attack_steps", 10)), seed=ctx.seed),
-             "methods": {}, "phis": []}
+             "methods": {}, "phis": [], "seed": seed}
     for method, options in s["methods"].items():
         options = dict(options or {})
         lip = values["lipschitz"][method]
         phi = keyed_explain(ctx, model, method, options)
-        faith = {label: tan_faithfulness(model, x, y, attributions=phi, method=method, method_options=options,
-                                         **{**s["faithfulness"], **extra}) for label, extra in FAITHFULNESS.items()}
+        faith = faithfulness_variants(ctx, model, x, y, phi, method, options)
         certified = certified_bound(method, options, x, L_cert, method_generator(ctx.seed, index))
         entry["methods"][method] = {"lipschitz": lip, "faithfulness": faith,
                                     "bound_ratio": values["bound_ratio"].get(method),
@@ -96,14 +92,14 @@ def seeds_of(per_model: dict, key: str, get) -> list:
 def model_table(ctx, per_model: dict) -> dict:
     rows = []
     for key, entries in per_model.items():
-        infos = [ctx.models_info.get(f"{key}/s{seed}", {}) for seed in ctx.seeds]
+        infos = [ctx.models_info.get(f"{key}/s{e['seed']}", {}) for e in entries]
         test_acc = [i.get("test", {}).get("test/acc") for i in infos]
         rows.append([key, mean([v for v in test_acc if v is not None]),
                      proportion_cell([e["clean_acc"] for e in entries]),
                      proportion_cell([e["robust_acc"] for e in entries]),
                      cell([e["L"] for e in entries]), cell([e["H"] for e in entries]),
                      cell([e["L_cert"] for e in entries])])
-    return {"title": f"Models ({len(ctx.seeds)} seeds each): accuracy, robustness, local Lipschitz L and smoothness "
+    return {"title": f"Models (seeds: {len(ctx.seeds)} each, less any that diverged): accuracy, robustness, local Lipschitz L and smoothness "
                      "H, certified global L (mean, 95% interval; accuracies: Wilson)",
             "columns": ["model", "test acc (mean of seeds)", "subset acc", "subset PGD acc", "L (local)",
                         "H (local)", "L (certified)"], "rows": rows}
@@ -206,7 +202,7 @@ def saliency(ctx, per_model: dict, methods) -> tuple[list[dict], dict]:
     keys = [ctx.study["standard_model"], ctx.study["robust_model"]]
     arrays = {k: saliency_rows(x, per_model[k][0]["phis"], n_show) for k in keys}
     vmax = [float(max(np.abs(arrays[k][:, c]).max() for k in keys)) for c in range(1, len(methods) + 1)]
-    specs = [{"title": f"Saliency: {k} (seed {ctx.seeds[0]}); colour scale shared per method across models",
+    specs = [{"title": f"Saliency: {k} (seed {per_model[k][0]['seed']}); colour scale shared per method across models",
               "file": f"saliency_{k}.png", "key": k, "col_labels": ["input", *methods], "vmax": vmax} for k in keys]
     return specs, arrays
 
@@ -215,7 +211,11 @@ def saliency(ctx, per_model: dict, methods) -> tuple[list[dict], dict]:
 def run(ctx) -> dict:
     s = ctx.study
     methods = list(s["methods"])
-    per_model = {key: [evaluate_model(ctx, key, seed) for seed in ctx.seeds] for key in s["models"]}
+    per_model = {key: [evaluate_model(ctx, key, seed) for seed in ctx.seeds_of(key, required=False)] for key in s["models"]}
+    per_model = {key: entries for key, entries in per_model.items() if entries}  # every seed diverged: reported
+    missing = [k for k in (s["standard_model"], s["robust_model"]) if k not in per_model]
+    if missing:
+        raise RuntimeError(f"every seed of {missing} diverged (results.json: diverged); the claims compare them")
     rho = rank_correlations(per_model, methods)
     model_L = [mean([e["L"] for e in per_model[k]]) for k in per_model]
     scatter = {"title": "Model vs explanation local Lipschitz (one point per model, mean of seeds)",

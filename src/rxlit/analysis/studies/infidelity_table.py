@@ -83,13 +83,14 @@ def run(ctx) -> dict:
     s = ctx.study
     methods = build_methods(s)
     per_seed, phis = [], []
-    for i, seed in enumerate(ctx.seeds):
+    seeds = ctx.seeds_of(s["model"])
+    for i, seed in enumerate(seeds):
         values, shown = evaluate(ctx, ctx.model(s["model"], seed), methods, keep_phi=i == 0)
         per_seed.append(values)
         phis = phis or shown
     laws = s["laws"]
     table = {"title": f"SENS_max (radius {s['sensitivity']['radius']}, common draws) and INFD per perturbation law "
-                      f"(mean, 95% interval over examples and {len(ctx.seeds)} seeds)",
+                      f"(mean, 95% interval over examples and {len(seeds)} seeds)",
              "columns": ["method", "SENS_max", *[f"INFD {law}" for law in laws]],
              "rows": [[name, *[cell([v[name][k] for v in per_seed]) for k in ("sens", *laws)]] for name in methods],
              "note": "Smoothed rows are Yeh et al.'s g^k = mean of the base explanation at "
@@ -101,7 +102,7 @@ def run(ctx) -> dict:
     x = ctx.subset()[0]
     arrays = {"methods": saliency_rows(x, phis, int(s.get("n_saliency", 3)))}
     vmax = [float(abs(arrays["methods"][:, c]).max()) for c in range(1, len(methods) + 1)]
-    saliency = [{"title": f"Explanations of the infidelity table (seed {ctx.seeds[0]}; one colour scale per column)",
+    saliency = [{"title": f"Explanations of the infidelity table (seed {seeds[0]}; one colour scale per column)",
                  "file": "saliency_methods.png", "key": "methods", "col_labels": ["input", *methods], "vmax": vmax}]
     return {"tables": [table], "curves": [], "scatters": [], "saliency": saliency, "saliency_arrays": arrays,
             "claims": claims(per_seed, s)}

@@ -38,7 +38,7 @@ def distance(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Ten
 
 
 def estimates(ctx, model, sigma: float, n: int, stream: int) -> dict:
-    sg = keyed_explain(ctx, model, "smoothgrad", {"sigma": sigma, "n": n}, stream=stream)
+    sg = keyed_explain(ctx, model, "smoothgrad", {"sigma": sigma, "n_samples": n}, stream=stream)
     clime = keyed_explain(ctx, model, "clime", {"sigma": sigma, "n_samples": n}, stream=stream + 1)
     return {"sg": sg, "clime": clime}
 
@@ -66,7 +66,8 @@ def run(ctx) -> dict:
     s = ctx.study
     sigma, ns, n_ref = float(s["sigma"]), [int(n) for n in s["ns"]], int(s["n_ref"])
     per_seed, refs = [], []
-    for seed in ctx.seeds:
+    seeds = ctx.seeds_of(s["model"])
+    for seed in seeds:
         dist, ref = distances(ctx, ctx.model(s["model"], seed), sigma, ns, n_ref)
         per_seed.append(dist)
         refs.append(ref)
@@ -85,7 +86,7 @@ def run(ctx) -> dict:
     series.append({"label": "n^-1/2", "x": [ns[0], ns[-1]], "mean": [y0, y0 * math.sqrt(ns[0] / ns[-1])],
                    "low": None, "high": None})
     d = ctx.subset()[0].flatten(1).shape[1]
-    curve = {"title": f"SmoothGrad vs C-LIME, sigma {sigma}: distance / ||SG_ref|| against n ({len(ctx.seeds)} seeds)",
+    curve = {"title": f"SmoothGrad vs C-LIME, sigma {sigma}: distance / ||SG_ref|| against n ({len(seeds)} seeds)",
              "x_label": "samples n", "y_label": "relative L2 distance", "file": "convergence.png",
              "log_x": True, "log_y": True, "series": series}
     table = {"title": f"Relative distances (mean, 95% interval) against n; ref n = {n_ref}; d = {d} input elements",
@@ -94,10 +95,10 @@ def run(ctx) -> dict:
                    "columns": ["distance", "slope"],
                    "rows": [[k, {"mean": v["estimate"], "low": v["low"], "high": v["high"]}] for k, v in slopes.items()]}
     x = ctx.subset()[0]
-    small = estimates(ctx, ctx.model(s["model"], ctx.seeds[0]), sigma, ns[0], stream=2)
+    small = estimates(ctx, ctx.model(s["model"], seeds[0]), sigma, ns[0], stream=2)
     arrays = {"estimates": saliency_rows(x, [small["sg"], small["clime"], refs[0]["sg"], refs[0]["clime"]],
                                          int(s.get("n_saliency", 3)))}
-    saliency = [{"title": f"SmoothGrad and C-LIME at small n and at the reference n (seed {ctx.seeds[0]}; one colour scale)",
+    saliency = [{"title": f"SmoothGrad and C-LIME at small n and at the reference n (seed {seeds[0]}; one colour scale)",
                  "file": "saliency_estimates.png", "key": "estimates",
                  "col_labels": ["input", f"SG n={ns[0]}", f"CLIME n={ns[0]}", f"SG n={n_ref}", f"CLIME n={n_ref}"]}]
     return {"tables": [slope_table, table], "curves": [curve], "scatters": [], "saliency": saliency,

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from rxlit import stats
 from rxlit.analysis.studies.common import (
+    FAITHFULNESS,
+    MAIN,
     cell,
     claim,
     difference,
+    faithfulness_variants,
     fmt,
     fmt_interval,
     interval,
@@ -29,23 +32,18 @@ from rxlit.analysis.studies.common import (
 )
 from rxlit.analysis.study import register_study
 from rxlit.explain.noise import tan_tian_samples as sample_count
-from rxlit.metrics import local_lipschitz, tan_faithfulness
-
-# Faithfulness variants: label -> tan_faithfulness options; "1/L2" (own units) decides the claims.
-FAITHFULNESS = {"1/L2": {}, "1/L2, paper protocol": {"protocol": "paper"}, "Pearson": {"similarity": "pearson"},
-                "Spearman": {"similarity": "spearman"}}
-MAIN = "1/L2"
+from rxlit.metrics import local_lipschitz
 
 
 def variant_options(variant: dict, sigma: float) -> tuple[str, dict]:
     """The method and options of one variant at one smoothing scale (``n`` capped by ``n_max``)."""
     n = min(sample_count(sigma), int(variant.get("n_max", 10**9)))
     if variant["kind"] == "smoothgrad":
-        return "smoothgrad", {"sigma": sigma, "n": n}
+        return "smoothgrad", {"sigma": sigma, "n_samples": n}
     if variant["kind"] == "unigrad":
-        return "unigrad", {"r": sigma, "n": n}
+        return "unigrad", {"r": sigma, "n_samples": n}
     return "smoothed", {"base": variant["kind"], "base_options": variant.get("base_options") or {},
-                        "kernel": "gaussian", "sigma": sigma, "n": n}
+                        "kernel": "gaussian", "sigma": sigma, "n_samples": n}
 
 
 def evaluate(ctx, model, variant: dict, sigma: float, keep_phi: bool) -> dict:
@@ -54,16 +52,16 @@ def evaluate(ctx, model, variant: dict, sigma: float, keep_phi: bool) -> dict:
     method, options = variant_options(variant, sigma)
     lip = local_lipschitz(model, x, y, method, **s["lipschitz"], method_options=options, **ctx.keyed())
     phi = keyed_explain(ctx, model, method, options)
-    faith = {label: tan_faithfulness(model, x, y, attributions=phi, method=method, method_options=options,
-                                     **{**s["faithfulness"], **extra}) for label, extra in FAITHFULNESS.items()}
+    faith = faithfulness_variants(ctx, model, x, y, phi, method, options)
     print(f"[smoothing_tradeoff] {variant['label']} sigma {sigma}: lipschitz {mean(lip):.4g} "
           f"faithfulness {mean(faith[MAIN]):.4g}", flush=True)
-    return {"n": options["n"], "lipschitz": lip, "faithfulness": faith, "phi": phi if keep_phi else None}
+    return {"n_samples": options["n_samples"], "lipschitz": lip, "faithfulness": faith, "phi": phi if keep_phi else None}
 
 
 def sweep(ctx, variant: dict, sigmas: list[float]) -> dict:
     """``points[k][i]``: sigma ``k``, seed ``i``."""
-    models = [ctx.model(ctx.study["model"], seed) for seed in ctx.seeds]
+    seeds = ctx.seeds_of(ctx.study["model"])
+    models = [ctx.model(ctx.study["model"], seed) for seed in seeds]
     points = [[evaluate(ctx, model, variant, sigma, keep_phi=i == 0) for i, model in enumerate(models)]
               for sigma in sigmas]
     return {"label": variant["label"], "sigmas": sigmas, "points": points}
@@ -142,7 +140,7 @@ def tables(sweeps: list[dict]) -> list[dict]:
         summary.append([sw["label"], {"mean": rho["estimate"], "low": rho["low"], "high": rho["high"]},
                         {"mean": ratio["estimate"], "low": ratio["low"], "high": ratio["high"]},
                         *[peak(sw, label)["sigma"] for label in FAITHFULNESS]])
-    per_sigma = [[sw["label"], sigma, sw["points"][k][0]["n"], cell([p["lipschitz"] for p in sw["points"][k]]),
+    per_sigma = [[sw["label"], sigma, sw["points"][k][0]["n_samples"], cell([p["lipschitz"] for p in sw["points"][k]]),
                   *[cell([p["faithfulness"][label] for p in sw["points"][k]]) for label in FAITHFULNESS]]
                  for sw in sweeps for k, sigma in enumerate(sw["sigmas"])]
     return [{"title": "Trade-off summary: Spearman(sigma, Lipschitz), Lipschitz ratio first/last sigma (95% intervals), "
@@ -177,7 +175,8 @@ def run(ctx) -> dict:
     x = ctx.subset()[0]
     first = sweeps[0]
     arrays = {"sweep": saliency_rows(x, [point[0]["phi"] for point in first["points"]], int(s.get("n_saliency", 3)))}
-    saliency = [{"title": f"{first['label']} as sigma grows (seed {ctx.seeds[0]}; one colour scale)",
+    seeds = ctx.seeds_of(s["model"])
+    saliency = [{"title": f"{first['label']} as sigma grows (seed {seeds[0]}; one colour scale)",
                  "file": "saliency_sigma.png", "key": "sweep",
                  "col_labels": ["input", *[f"sigma {sigma}" for sigma in sigmas]]}]
     return {"tables": tables(sweeps), "curves": curves, "scatters": [], "saliency": saliency,

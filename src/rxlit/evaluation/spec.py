@@ -5,31 +5,24 @@ A config names explanation methods and metrics, each with options::
     methods: {grad: {}, lime: {n_samples: 50}}        # or a list: [grad, {lime: {n_samples: 50}}]
     metrics: {local_lipschitz: {n_samples: 10}, model_smoothness: {}}
 
-Metrics that describe the model itself (``MODEL_METRICS``) are computed once and logged as
-``model/<metric>``; every other metric is computed for every method and logged as
-``xai/<metric>/<method>``. Unknown names and options are refused with the valid ones.
+Metrics that describe the model itself (declared ``kind="model"`` at registration) are computed
+once and logged as ``model/<metric>``; every other metric is computed for every method and logged as
+``xai/<metric>/<method>``. Unknown names and options are refused with the valid ones (the options each
+method and metric declared when it was registered).
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field, replace
 
-from rxlit.explain import list_methods
+from rxlit.explain import METHODS
 from rxlit.metrics import METRICS
+from rxlit.metrics.registry import is_model_metric
+from rxlit.registry import refuse_renamed
 
-# Metrics of the model itself: the ``method`` argument is ignored, so they run once per evaluation.
-MODEL_METRICS = ("model_local_lipschitz", "model_smoothness", "gradient_norm", "clean_accuracy",
-                 "robust_accuracy")
-
-# Arguments the evaluation fills in itself; a config may not set them.
-RESERVED = {"model", "x", "target", "method", "generator", "seed", "index", "epoch", "attributions",
-            "method_options", "chunk_size", "_"}
-
-# robust_accuracy is computed by a keyed PGD (see evaluate.py) with these options; null values are
-# taken from the data set's attack budget (data.attack: eps, step, steps). attack: autoattack runs
+# robust_accuracy is computed by the keyed PGD of rxlit.metrics.attacks with the options it declared; null values
+# are taken from the data set's attack budget (data.attack: eps, step, steps). attack: autoattack runs
 # torchattacks' standard AutoAttack at eps instead (step and steps unused).
-ROBUST_OPTIONS = {"eps": None, "step": None, "steps": None, "attack": "pgd"}
 ROBUST_ATTACKS = ("pgd", "autoattack")
 
 SPLITS = ("train", "val", "test")
@@ -57,11 +50,11 @@ class EvalSpec:
 
     @property
     def model_metrics(self) -> dict[str, dict]:
-        return {k: v for k, v in self.metrics.items() if k in MODEL_METRICS}
+        return {k: v for k, v in self.metrics.items() if is_model_metric(k)}
 
     @property
     def explanation_metrics(self) -> dict[str, dict]:
-        return {k: v for k, v in self.metrics.items() if k not in MODEL_METRICS}
+        return {k: v for k, v in self.metrics.items() if not is_model_metric(k)}
 
     def with_split(self, split: str | None) -> EvalSpec:
         return self if split is None else replace(self, split=_choice("split", split, SPLITS))
@@ -108,31 +101,23 @@ def _check_names(given: dict, valid: list[str], what: str) -> None:
 
 
 def _check_options(name: str, options: dict, valid: set[str], what: str) -> None:
+    refuse_renamed(name, options)
     unknown = sorted(set(options) - valid)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for {what} {name!r} in the explain config; "
                          f"valid options: {', '.join(sorted(valid)) or '(none)'}")
 
 
-def metric_option_names(name: str) -> set[str]:
-    """The options a metric accepts from the config (its keyword arguments, minus reserved ones)."""
-    if name == "robust_accuracy":
-        return set(ROBUST_OPTIONS)
-    params = inspect.signature(METRICS.get(name)).parameters.values()
-    return {p.name for p in params if p.kind == p.KEYWORD_ONLY or p.kind == p.POSITIONAL_OR_KEYWORD} - RESERVED
-
-
 def check_methods(methods: dict[str, dict]) -> None:
-    valid = list_methods()
-    _check_names(methods, list(valid), "methods")
+    _check_names(methods, METHODS.names(), "methods")
     for name, options in methods.items():
-        _check_options(name, options, set(valid[name]) | {"output"}, "method")
+        _check_options(name, options, set(METHODS.options(name)) | {"output"}, "method")
 
 
 def check_metrics(metrics: dict[str, dict]) -> None:
     _check_names(metrics, METRICS.names(), "metrics")
     for name, options in metrics.items():
-        _check_options(name, options, metric_option_names(name), "metric")
+        _check_options(name, options, set(METRICS.options(name)), "metric")
     attack = (metrics.get("robust_accuracy") or {}).get("attack", "pgd")
     if attack not in ROBUST_ATTACKS:
         raise ValueError(f"explain.metrics.robust_accuracy.attack must be one of {', '.join(ROBUST_ATTACKS)}, "
@@ -166,7 +151,7 @@ def parse_spec(cfg: dict, seed: int = 0) -> EvalSpec:
     check_metrics(metrics)
     if not metrics:
         raise ValueError("explain.metrics is empty: name at least one metric, e.g. local_lipschitz")
-    if not methods and any(m not in MODEL_METRICS for m in metrics):
+    if not methods and not all(map(is_model_metric, metrics)):
         raise ValueError("explain.methods is empty but explanation metrics are configured: name a method, e.g. grad")
     run_seed = cfg.get("seed")
     return EvalSpec(

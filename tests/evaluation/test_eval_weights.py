@@ -14,8 +14,7 @@ import torch
 from torch import nn
 
 import rxlit
-from rxlit.callbacks import evaluate_checkpoint
-from rxlit.callbacks.checkpoint_eval import eval_examples, resolve_data
+from rxlit.app.evaluate import eval_examples, evaluate_checkpoint, resolve_data
 from rxlit.models import WeightsError
 from rxlit.models.backbones.robustbench import CifarBasicBlock, CifarResNet, PreActResNet, WideResNet
 from rxlit.models.backbones.small import mlp, small_cnn
@@ -244,7 +243,7 @@ class Custom:  # a class weights-only loading must refuse to rebuild
 @pytest.mark.parametrize("kind, expected", [
     ("text", "is not a checkpoint: it looks like a text file"),
     ("png", "is not a checkpoint: it looks like a PNG image"),
-    ("object", "stores a Python object of type tests.callbacks.test_eval_weights.Custom"),
+    ("object", "stores a Python object of type tests.evaluation.test_eval_weights.Custom"),
     ("no_state", "no state dict (parameter name -> tensor) in"),
     ("missing", "does not exist"),
 ])
@@ -293,7 +292,7 @@ def test_weights_needs_model_and_data_and_not_both_routes(tmp_path):
 
 # ---------------------------------------------------------------------- options of the evaluation
 def test_autoattack_is_an_option_of_robust_accuracy():
-    from rxlit.callbacks import evaluate_subset, parse_spec
+    from rxlit.evaluation import evaluate_subset, parse_spec
     from rxlit.metrics.model import robust_accuracy
 
     torch.manual_seed(0)

@@ -7,9 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-# Keys of the explanation evaluation: shown as a methods x metrics table after the main one.
-EXPLAIN_PREFIXES = ("xai/", "model/")
-
+from rxlit.evaluation.keys import is_evaluation_key
 
 # Logs and CI captures are not terminals: rich would squeeze the tables into 80 columns.
 _WIDTH = 120
@@ -23,13 +21,13 @@ def summary_tables(report: dict) -> list[Table]:
     explained = {}
     for section in ("fit", "test"):
         for key, value in report.get(section, {}).items():
-            if key.startswith(EXPLAIN_PREFIXES):
+            if is_evaluation_key(key):  # shown as a methods x metrics table after the main one
                 explained[key] = value
             else:
                 table.add_row(key, f"{value:.4f}")
     tables = [table]
     if explained:
-        from rxlit.callbacks.tables import rich_tables
+        from rxlit.evaluation.tables import rich_tables
 
         tables += rich_tables(explained, title="explanations (last evaluation)")
     return tables

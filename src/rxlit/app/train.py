@@ -25,6 +25,9 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from rxlit.app.configs import to_dict
+from rxlit.app.runlog import EpochLog, log, metric_line, run_log, scalar_metrics
+from rxlit.app.summary import print_summary, write_summary
 from rxlit.console import quiet_known_noise
 from rxlit.data import build_datamodule
 from rxlit.distributed import (
@@ -48,18 +51,12 @@ from rxlit.training.loggers import RunWandbLogger, WandbRunRecord, build_logger
 from rxlit.training.module import RxLitModule
 from rxlit.training.optim import build_optimizer, build_scheduler
 from rxlit.training.resume import ExactResume
-from rxlit.training.runlog import EpochLog, log, metric_line, run_log
 from rxlit.training.size import check_model_size
 from rxlit.training.slurm import JobRequeued, check_slurm, requeue_callback, slurm_gpus, slurm_plugins
-from rxlit.training.summary import print_summary, write_summary
 
 # hydra.run.dir: outputs/<the run's checkpoint folder name>, one stable folder per run (configs/train.yaml)
 OmegaConf.register_new_resolver("rxlit_run_key", run_dir_name, replace=True)
 OmegaConf.register_new_resolver("rxlit_slurm_gpus", slurm_gpus, replace=True)  # hydra/launcher=slurm
-
-
-def to_dict(cfg: DictConfig | dict) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
 PROGRESS_BARS = ("rich", "tqdm", "none")
@@ -145,7 +142,7 @@ def make_extra_callbacks(cfg: dict) -> list[Callback]:
     explain = cfg.get("explain") or {}
     if not explain.get("enabled", False):
         return []
-    from rxlit.callbacks import build_explain_callback
+    from rxlit.evaluation import build_explain_callback
 
     return [build_explain_callback(explain, seed=cfg["seed"], attack=cfg["data"].get("attack"))]
 
@@ -162,18 +159,6 @@ def make_trainer(cfg: dict, callbacks: list[Callback], logger) -> L.Trainer:
     spec["plugins"] = [*(spec.get("plugins") or []), *slurm_plugins()]
     return L.Trainer(**spec, callbacks=callbacks, logger=logger if logger is not None else False,
                      default_root_dir=cfg["paths"]["output_dir"])
-
-
-def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        if "/" not in key:  # progress-bar-only values
-            continue
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            out[key] = float(value)
-        elif isinstance(value, int | float):
-            out[key] = float(value)
-    return dict(sorted(out.items()))
 
 
 @rank_zero_only

@@ -11,9 +11,9 @@ import torch
 from callback_settings import TINY_EXPLAIN
 
 from rxlit.analysis.wandb_offline import find_offline_runs, read_offline_run
-from rxlit.callbacks import evaluate_checkpoint
+from rxlit.app.evaluate import evaluate_checkpoint
+from rxlit.app.train import train
 from rxlit.training.checkpoint import CheckpointError
-from rxlit.training.run import train
 
 REPO = Path(__file__).resolve().parents[2]
 # Same weights, subset, seed and epoch key, and the same code path: only float summation order
@@ -157,7 +157,7 @@ def test_callback_eval_and_study_give_the_same_bound_ratios(trained, tmp_path):
     from rxlit_configs import compose
 
     from rxlit.analysis.studies.free_lunch import lipschitz_values
-    from rxlit.callbacks.checkpoint_eval import build_data, eval_spec, to_dict
+    from rxlit.app.evaluate import build_data, eval_spec, to_dict
     from rxlit.training.checkpoint import load_model, read_checkpoint
 
     report, root = trained

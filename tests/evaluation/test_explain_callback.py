@@ -9,7 +9,7 @@ from callback_settings import METHODS, TINY_EXPLAIN, expected_keys
 from PIL import Image
 
 from rxlit.analysis.wandb_offline import find_offline_runs, read_offline_run
-from rxlit.training.run import train
+from rxlit.app.train import train
 
 
 @pytest.fixture(scope="module")

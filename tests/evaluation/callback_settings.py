@@ -15,7 +15,7 @@ TINY_EXPLAIN = [
     "~explain.methods.grad_x_input",
     "~explain.methods.integrated_gradients",
     "~explain.methods.kernel_shap",
-    "explain.methods.smoothgrad.n=3",
+    "explain.methods.smoothgrad.n_samples=3",
     "explain.methods.lime.n_samples=12",
     "explain.metrics.local_lipschitz.n_samples=3",
     "explain.metrics.infidelity.n_samples=8",

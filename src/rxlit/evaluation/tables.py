@@ -7,17 +7,9 @@ from __future__ import annotations
 
 import math
 
+from rxlit.evaluation.keys import MODEL, is_evaluation_number, split_key
+
 FIELDS = ("mean", "ci_low", "ci_high", "n")
-
-
-def split_key(key: str) -> tuple[str, str, str | None] | None:
-    """``("xai", metric, method)`` / ``("model", metric, None)``; None for other keys."""
-    parts = key.split("/")
-    if parts[0] == "xai" and len(parts) == 3:
-        return "xai", parts[1], parts[2]
-    if parts[0] == "model" and len(parts) == 2:
-        return "model", parts[1], None
-    return None
 
 
 def nested(summaries: dict[str, dict]) -> dict:
@@ -74,10 +66,10 @@ def markdown(summaries: dict[str, dict], title: str = "") -> str:
             row = [fmt_ci(cells[(method, m)]) if (method, m) in cells else "-" for m in metrics]
             lines.append(f"| {method} | " + " | ".join(row) + " |")
         lines.append("")
-    model = {k: v for k, v in summaries.items() if k.startswith("model/")}
+    model = {k: v for k, v in summaries.items() if (split_key(k) or ("",))[0] == MODEL}
     if model:
         lines += ["| model metric | mean [95% CI] | n |", "|---|---|---|"]
-        lines += [f"| {key.removeprefix('model/')} | {fmt_ci(v)} | {v.get('n', '-')} |" for key, v in model.items()]
+        lines += [f"| {split_key(key)[1]} | {fmt_ci(v)} | {v.get('n', '-')} |" for key, v in model.items()]
         lines.append("")
     return "\n".join(lines)
 
@@ -96,7 +88,7 @@ def rich_tables(values: dict[str, float], title: str = "explanations") -> list:
         for method in methods:
             table.add_row(method, *[fmt(cells.get((method, m))) for m in metrics])
         tables.append(table)
-    other = {k: v for k, v in values.items() if k.startswith("model/") or k.startswith("xai/") and k.count("/") == 1}
+    other = {k: v for k, v in values.items() if (split_key(k) or ("",))[0] == MODEL or is_evaluation_number(k)}
     if other:
         table = Table(title="model robustness and evaluation cost")
         table.add_column("metric")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rxlit.training.run import train
+from rxlit.app.train import train
 
 # Same seed, data, epochs and optimiser; only the objective differs. Measured on seeds 0 and 3 with
 # 2 epochs: pgd / standard = 0.58 (grad local Lipschitz) and 0.48 (model local Lipschitz); with 3

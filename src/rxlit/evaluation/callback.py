@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from rxlit.callbacks.evaluate import EvalResult, evaluate_subset
-from rxlit.callbacks.progress import EvalProgress
-from rxlit.callbacks.saliency import pick_maps, saliency_grid, saliency_maps, save_png
-from rxlit.callbacks.spec import EvalSpec
 from rxlit.distributed import collective_section
+from rxlit.evaluation import keys
+from rxlit.evaluation.engine import EvalResult, evaluate_subset
+from rxlit.evaluation.keys import split_key
+from rxlit.evaluation.progress import EvalProgress
+from rxlit.evaluation.saliency import pick_maps, saliency_grid, saliency_maps, save_png
+from rxlit.evaluation.spec import EvalSpec
 from rxlit.explain.core import eval_mode
 
 TABLE_COLUMNS = ["epoch", "split", "method", "metric", "mean", "ci_low", "ci_high", "n"]
@@ -30,7 +32,7 @@ class ExplanationEvaluation(Callback):
     (default: the trainer's ``default_root_dir``).
 
     ``scripts/eval.py`` runs the same :func:`evaluate_subset` on a checkpoint, outside Lightning
-    (:mod:`rxlit.callbacks.checkpoint_eval`).
+    (:mod:`rxlit.app.evaluate`).
     """
 
     def __init__(self, spec: EvalSpec, output_dir: str | Path | None = None, attack: dict | None = None):
@@ -117,9 +119,9 @@ class ExplanationEvaluation(Callback):
             self.write_outputs(trainer, grid, result)
         scalars = result.scalars()
         if epoch_time is not None:
-            scalars["xai/epoch_time_s"] = epoch_time
+            scalars[keys.EPOCH_TIME] = epoch_time
         if self.train_time > 0:
-            scalars["xai/cost_fraction"] = self.xai_time / self.train_time
+            scalars[keys.COST_FRACTION] = self.xai_time / self.train_time
         for key, value in scalars.items():
             # Equal on every rank already; sync_dist averages equal numbers (exact), quietly.
             pl_module.log(key, float(value), on_step=False, on_epoch=True, sync_dist=True)
@@ -155,8 +157,8 @@ def table_rows(result: EvalResult) -> list[list]:
     """One row per (method, metric) of a result (method "-" for model metrics)."""
     rows = []
     for key, s in result.summaries.items():
-        parts = key.split("/")
-        metric, method = (parts[1], parts[2]) if len(parts) == 3 else (parts[-1], "-")
+        parts = split_key(key)
+        metric, method = (parts[1], parts[2] or "-") if parts else (keys.metric_of(key), "-")
         rows.append([result.epoch, result.split, method, metric, s["mean"], s["ci_low"], s["ci_high"], s["n"]])
     return rows
 
@@ -170,6 +172,6 @@ def log_media(loggers, grid, rows: list[list], result: EvalResult, step: int | N
         if not isinstance(logger, WandbLogger):
             continue
         if grid is not None:
-            logger.log_image(key="xai/saliency", images=[grid],
+            logger.log_image(key=keys.SALIENCY, images=[grid],
                              caption=[f"epoch {result.epoch} ({result.split})"], step=step)
-        logger.log_table(key="xai/table", columns=TABLE_COLUMNS, data=[list(r) for r in rows], step=step)
+        logger.log_table(key=keys.TABLE, columns=TABLE_COLUMNS, data=[list(r) for r in rows], step=step)

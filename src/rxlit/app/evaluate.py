@@ -24,15 +24,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
-from rxlit.callbacks.callback import log_media, table_rows
-from rxlit.callbacks.evaluate import EvalResult, evaluate_subset
-from rxlit.callbacks.progress import EvalProgress
-from rxlit.callbacks.saliency import saliency_grid, saliency_maps, save_png
-from rxlit.callbacks.spec import EvalSpec, parse_spec
-from rxlit.callbacks.tables import markdown, nested, rich_tables
+from rxlit.app.configs import group_config, to_dict
+from rxlit.evaluation.callback import log_media, table_rows
+from rxlit.evaluation.engine import EvalResult, evaluate_subset
+from rxlit.evaluation.progress import EvalProgress
+from rxlit.evaluation.saliency import saliency_grid, saliency_maps, save_png
+from rxlit.evaluation.spec import EvalSpec, parse_spec
+from rxlit.evaluation.tables import markdown, nested, rich_tables
 from rxlit.models import Normalize, WeightsError, build_with_weights, read_weights
 from rxlit.training.checkpoint import CheckpointError, checkpoint_origin, load_model, read_checkpoint
 
@@ -41,11 +42,6 @@ DATA_KEYS = ("num_classes", "in_chans", "image_size")
 SUBSETS = ("stratified", "first_n")
 # model.* keys of configs/eval.yaml that describe loading, not the architecture.
 LOAD_KEYS = ("mean", "std", "normalize", "strict", "num_classes", "pretrained", "checkpoint_path")
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-
-
-def to_dict(cfg) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -95,7 +91,7 @@ def check_data_matches(trained: dict, data: dict, path: str) -> None:
 
 
 def build_data(cfg: dict, hparams: dict, path: str):
-    from rxlit.training.run import data_info, make_datamodule
+    from rxlit.app.train import data_info, make_datamodule
 
     data_cfg = data_config(cfg, hparams.get("run_config") or {}, path)
     datamodule = make_datamodule(data_cfg, int(data_cfg["seed"]))
@@ -137,7 +133,7 @@ def normalizer_stats(model: nn.Module) -> dict:
 
 # ------------------------------------------------------------------------------ foreign weights
 def weights_source(cfg: dict, path: str, device: torch.device) -> tuple[Source, EvalSpec]:
-    from rxlit.training.run import data_info, make_datamodule
+    from rxlit.app.train import data_info, make_datamodule
 
     model_cfg = dict(cfg.get("model") or {})
     name = model_cfg.pop("name", None)
@@ -308,8 +304,8 @@ def print_tables(result: EvalResult, title: str) -> None:
 
 def log_result(cfg: dict, result: EvalResult, grid, run_name: str, out: Path, info: dict) -> None:
     """Scalars to the configured logger; to W&B also the results table and the saliency grid."""
+    from rxlit.app.train import finish_wandb
     from rxlit.training.loggers import build_logger, record_evaluated_checkpoint
-    from rxlit.training.run import finish_wandb
 
     logger = build_logger(cfg.get("logger") or {"name": "none"}, f"eval-{run_name.replace(' ', '-')}", out)
     if logger is None:
@@ -329,16 +325,6 @@ def log_result(cfg: dict, result: EvalResult, grid, run_name: str, out: Path, in
 
 
 # ------------------------------------------------------------------------------ library route
-def group_config(group: str, name: str, seed: int = 0) -> dict:
-    """``configs/<group>/<name>.yaml`` resolved (``${seed}`` and ``${oc.env:...}`` included)."""
-    path = CONFIGS / group / f"{name}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
-        raise ValueError(f"no {group} config {name!r}; valid: {', '.join(names) or '(configs folder not found)'}")
-    root = OmegaConf.create({"seed": seed, group: OmegaConf.load(path)})
-    return OmegaConf.to_container(root, resolve=True)[group]
-
-
 class TensorData:
     """Examples given as tensors: ``split`` and ``eval_subset`` over them, in order."""
 
@@ -360,7 +346,7 @@ def resolve_data(data, seed: int, data_options: dict | None):
     if isinstance(data, tuple | list):
         return TensorData(*data), None
     if isinstance(data, str):
-        from rxlit.training.run import make_datamodule
+        from rxlit.app.train import make_datamodule
 
         cfg = {**group_config("data", data, seed), **dict(data_options or {})}
         return make_datamodule(cfg, seed), cfg.get("attack")

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rxlit.callbacks.evaluate import bound_method, explain_examples, resolve_targets
-from rxlit.callbacks.spec import EvalSpec
+from rxlit.evaluation.engine import bound_method, explain_examples, resolve_targets
+from rxlit.evaluation.spec import EvalSpec
 from rxlit.explain.core import eval_mode
 
 

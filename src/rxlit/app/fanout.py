@@ -18,7 +18,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rxlit.analysis.study import CONFIGS, StudyContext, train_command
+from rxlit.app.configs import CONFIGS
+from rxlit.app.study import StudyContext, train_command
+from rxlit.training.checkpoint import find_diverged_run
+from rxlit.training.divergence import NonFiniteLossError
 
 
 def plan(cfg: DictConfig, overrides: list[str]) -> tuple[list[dict], list[dict]]:
@@ -27,6 +30,10 @@ def plan(cfg: DictConfig, overrides: list[str]) -> tuple[list[dict], list[dict]]
     todo, done = [], []
     for job in ctx.jobs():
         info = ctx.finished(job)
+        if info is None and find_diverged_run(job["checkpoints"], job["config_hash"], prefer=job["run_name"]):
+            print(f"[study] {job['key']}/s{job['seed']}: its training diverged before (run.json); not retrained",
+                  flush=True)
+            continue
         (todo if info is None else done).append({**job, "reuse": info})
     return todo, done
 
@@ -49,6 +56,11 @@ def print_plan(todo: list[dict], done: list[dict], hydra_overrides: list[str]) -
         print(train_command([*job["overrides"], *hydra_overrides]), flush=True)
 
 
+def diverged(job_return) -> bool:
+    """The job's training was stopped by the divergence check (a result, not a failure to retry)."""
+    return isinstance(getattr(job_return, "_return_value", None), NonFiniteLossError)
+
+
 def why(job_return) -> str:
     err = getattr(job_return, "_return_value", None)
     return f"{err.__class__.__name__}: {str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}"
@@ -64,7 +76,7 @@ def train_as_multirun(todo: list[dict], hydra_overrides: list[str]) -> None:
     from hydra.core.utils import JobStatus
     from hydra.types import HydraContext, RunMode
 
-    from rxlit.training.run import train_hydra_job
+    from rxlit.app.train import train_hydra_job
 
     try:
         from hydra.core.callbacks import Callbacks
@@ -78,6 +90,10 @@ def train_as_multirun(todo: list[dict], hydra_overrides: list[str]) -> None:
                                                        config=config)
     returns = launcher.launch([job["overrides"] for job in todo], initial_job_idx=0)
     failed = [(job, ret) for job, ret in zip(todo, returns) if ret.status != JobStatus.COMPLETED]
+    for job, ret in [(job, ret) for job, ret in failed if diverged(ret)]:
+        print(f"[study] {job['key']}/s{job['seed']}: training diverged: {why(ret)}\n  the study reports it and "
+              "leaves it out of its claims", flush=True)
+    failed = [(job, ret) for job, ret in failed if not diverged(ret)]
     if failed:
         lines = "\n".join(f"  {job['key']}/s{job['seed']}: {why(ret)}\n    {shlex.join(job['overrides'])}"
                           for job, ret in failed)

@@ -14,13 +14,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import torch
 from lightning.pytorch import Callback
+
+from rxlit.evaluation.keys import is_evaluation_key
 
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
 FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job log format
 
-log = logging.getLogger("rxlit.training.run")
+log = logging.getLogger("rxlit.app.train")
 
 
 @contextmanager
@@ -61,8 +65,22 @@ def run_log(output_dir: Path, write: bool = True) -> Iterator[None]:
             own.close()
 
 
-def metric_line(metrics: dict[str, float], skip: tuple[str, ...] = ("xai/", "model/")) -> str:
-    return ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()) if not k.startswith(skip))
+def metric_line(metrics: dict[str, float]) -> str:
+    """The training numbers of a run (the explanation evaluation's keys are left out)."""
+    return ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()) if not is_evaluation_key(k))
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if "/" not in key:  # progress-bar-only values
+            continue
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            out[key] = float(value)
+        elif isinstance(value, int | float):
+            out[key] = float(value)
+    return dict(sorted(out.items()))
+
 
 
 class EpochLog(Callback):
@@ -75,10 +93,8 @@ class EpochLog(Callback):
     def _write(self, trainer) -> None:
         if self._pending is None or not trainer.is_global_zero:
             return
-        from rxlit.training.run import scalar_metrics
-
         metrics = scalar_metrics(trainer.callback_metrics)
-        n_xai = sum(k.startswith(("xai/", "model/")) for k in metrics)
+        n_xai = sum(map(is_evaluation_key, metrics))
         extra = f" (+{n_xai} explanation values)" if n_xai else ""
         log.info("epoch %d (%d of %s): %s%s", self._pending, self._pending + 1, trainer.max_epochs,
                  metric_line(metrics), extra)

@@ -9,7 +9,6 @@ makes a DDP evaluation equal to a single-process one up to float error.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,9 +16,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from rxlit.callbacks.spec import ROBUST_OPTIONS, EvalSpec
+from rxlit.evaluation import keys
+from rxlit.evaluation.keys import metric_key
+from rxlit.evaluation.spec import EvalSpec
 from rxlit.explain.core import METHODS, bound_info, declare, eval_mode, explain
 from rxlit.metrics import METRICS, PerExampleMetric, bound_ratios, compute_metric, robust_accuracy
+from rxlit.metrics.registry import metric_info
 from rxlit.rng import ExampleRNG
 
 # ExampleRNG stream of the explanations handed to faithfulness metrics (any fixed number works;
@@ -42,17 +44,12 @@ class EvalResult:
     def scalars(self) -> dict[str, float]:
         """``{key: mean}`` plus ``xai/time_s``: what is logged."""
         out = {key: value["mean"] for key, value in self.summaries.items()}
-        out["xai/time_s"] = self.time_s
+        out[keys.TIME] = self.time_s
         return out
 
     def as_dict(self) -> dict:
         return {"epoch": self.epoch, "split": self.split, "time_s": self.time_s, "epoch_time_s": self.epoch_time_s,
                 "cpu_time_s": self.cpu_time_s, "epoch_cpu_time_s": self.epoch_cpu_time_s, "metrics": self.summaries}
-
-
-def metric_key(metric: str, method: str | None = None) -> str:
-    """``model/<metric>`` for a model metric, ``xai/<metric>/<method>`` otherwise."""
-    return f"model/{metric}" if method is None else f"xai/{metric}/{method}"
 
 
 def bound_method(name: str, options: dict) -> str | Callable:
@@ -65,7 +62,7 @@ def bound_method(name: str, options: dict) -> str | Callable:
     if not options:
         return name
     fn = METHODS.get(name)
-    takes_generator = "generator" in inspect.signature(fn).parameters
+    takes_generator = METHODS.signature(name).takes("generator")
 
     def method(model, x, target, *, generator=None, output: str = "logit", chunk_size=None):
         extra = {"generator": generator} if takes_generator else {}
@@ -76,12 +73,13 @@ def bound_method(name: str, options: dict) -> str | Callable:
 
 
 def robust_options(options: dict, attack: dict | None) -> dict:
-    """eps/step/steps of robust_accuracy: the config's, else the data set's attack budget."""
+    """attack/eps/step/steps of robust_accuracy: the config's, else the data set's attack budget."""
     attack = attack or {}
     fallback = {"eps": attack.get("eps", 8 / 255), "step": attack.get("step", 2 / 255),
                 "steps": attack.get("steps", 10), "attack": "pgd"}
-    merged = {**ROBUST_OPTIONS, **options}
-    return {k: fallback[k] if merged[k] is None else merged[k] for k in ROBUST_OPTIONS}
+    declared = METRICS.options("robust_accuracy")
+    merged = {**declared, **options}
+    return {k: fallback[k] if merged[k] is None else merged[k] for k in declared}
 
 
 def metric_values(name: str, options: dict, model: nn.Module, x: Tensor, target: Tensor, y: Tensor,
@@ -95,18 +93,19 @@ def metric_values(name: str, options: dict, model: nn.Module, x: Tensor, target:
     if name == "robust_accuracy":
         robust = robust_options(options, attack)  # keyed PGD (or AutoAttack), as the training's val/adv_acc
         return robust_accuracy(model, x, y, seed=spec.seed, index=index.cpu(), epoch=epoch, **robust).detach()
-    fn = METRICS.get(name)
     extra = {"seed": spec.seed, "index": index.cpu(), "epoch": epoch, "attributions": attributions}
     extra["chunk_size"] = spec.chunk_size
-    params = inspect.signature(fn).parameters  # metrics taking **_ ignore these: pass only named ones
-    extra = {k: v for k, v in extra.items() if v is not None and k in params}
+    accepts = METRICS.signature(name).accepts  # metrics taking **_ ignore these: pass only named ones
+    extra = {k: v for k, v in extra.items() if v is not None and k in accepts}
     label = y if name == "clean_accuracy" else target
     return compute_metric(name, model, x, label, method=method if method is not None else "grad",
                           **extra, **options).detach()
 
 
-# Metrics whose per-example values are 0/1: their interval is Wilson's, inside [0, 1].
-PROPORTIONS = ("clean_accuracy", "robust_accuracy")
+def is_proportion(key: str) -> bool:
+    """Per-example values of 0/1 (declared by the metric): their interval is Wilson's, inside [0, 1]."""
+    metric = keys.metric_of(key)
+    return metric in METRICS and metric_info(metric).proportion
 
 
 def aggregate(values: Tensor, index: Tensor, proportion: bool = False) -> dict[str, float]:
@@ -149,7 +148,7 @@ def evaluate_shard(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: 
                                                              epoch, method=bound, attributions=phi)
             _advance(progress, metric_key(name, method))
     values.update(shard_bound_ratios(values, spec, x))
-    return {key: aggregate(v, index, proportion=key.split("/")[-1] in PROPORTIONS) for key, v in values.items()}
+    return {key: aggregate(v, index, proportion=is_proportion(key)) for key, v in values.items()}
 
 
 def explain_examples(model: nn.Module, x: Tensor, target: Tensor, method, seed: int, index: Tensor,
@@ -169,13 +168,13 @@ def shard_bound_ratios(values: dict[str, Tensor], spec: EvalSpec, x: Tensor) -> 
     Theorem 4.1 bound at that example's local L and H (:func:`rxlit.metrics.bound_ratios`, the same
     function the studies use). Needs local_lipschitz, model_local_lipschitz and model_smoothness
     in the config. Grad is left out: its bound is H, the same estimate (a ratio of 1 by definition)."""
-    L, H = values.get("model/model_local_lipschitz"), values.get("model/model_smoothness")
+    L, H = values.get(metric_key("model_local_lipschitz")), values.get(metric_key("model_smoothness"))
     lipschitz = {m: values[metric_key("local_lipschitz", m)] for m in spec.methods
                  if metric_key("local_lipschitz", m) in values}
     if L is None or H is None or not lipschitz:
         return {}
     ratios = bound_ratios(lipschitz, spec.methods, x, L, H)
-    return {f"xai/bound_ratio/{method}": ratio for method, ratio in ratios.items()}
+    return {metric_key("bound_ratio", method): ratio for method, ratio in ratios.items()}
 
 
 def evaluate_subset(model: nn.Module, x: Tensor, y: Tensor, index: Tensor, spec: EvalSpec, epoch: int,

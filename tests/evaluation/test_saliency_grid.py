@@ -4,7 +4,7 @@ with a colour bar, one row per example and one column per method."""
 import numpy as np
 import torch
 
-from rxlit.callbacks.saliency import GAP, HEADER, LABEL, LINE, saliency_grid
+from rxlit.evaluation.saliency import GAP, HEADER, LABEL, LINE, saliency_grid
 
 UP = 12  # an 8x8 input is upsampled 12x to a 96-pixel cell
 

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from rxlit.callbacks import parse_spec
-from rxlit.callbacks.evaluate import bound_method, evaluate_subset
-from rxlit.callbacks.tables import markdown, nested
-from rxlit.training.summary import print_summary
+from rxlit.app.summary import print_summary
+from rxlit.evaluation import parse_spec
+from rxlit.evaluation.engine import bound_method, evaluate_subset
+from rxlit.evaluation.tables import markdown, nested
 
 
 def test_list_and_mapping_forms_give_the_same_spec():
-    listed = parse_spec({"methods": ["grad", {"lime": {"n_samples": 8}}, {"name": "smoothgrad", "options": {"n": 2}}],
+    listed = parse_spec({"methods": ["grad", {"lime": {"n_samples": 8}}, {"name": "smoothgrad", "options": {"n_samples": 2}}],
                          "metrics": ["local_lipschitz"]}, seed=3)
-    mapped = parse_spec({"methods": {"grad": {}, "lime": {"n_samples": 8}, "smoothgrad": {"n": 2}},
+    mapped = parse_spec({"methods": {"grad": {}, "lime": {"n_samples": 8}, "smoothgrad": {"n_samples": 2}},
                          "metrics": {"local_lipschitz": {}}}, seed=3)
     assert listed == mapped
     assert listed.seed == 3 and parse_spec({"metrics": ["model_smoothness"], "seed": 7}, seed=3).seed == 7
@@ -52,7 +52,7 @@ def test_evaluate_subset_is_independent_of_sharding():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     x, y, index = torch.rand(6, 1, 4, 4), torch.tensor([0, 1, 2, 0, 1, 2]), torch.arange(10, 16)
-    spec = parse_spec({"methods": {"smoothgrad": {"n": 3}}, "metrics": {"local_lipschitz": {"n_samples": 4}}})
+    spec = parse_spec({"methods": {"smoothgrad": {"n_samples": 3}}, "metrics": {"local_lipschitz": {"n_samples": 4}}})
     full = evaluate_subset(net, x, y, index, spec, epoch=2)
     shards = [evaluate_subset(net, x[r::2], y[r::2], index[r::2], spec, epoch=2) for r in range(2)]
     key = "xai/local_lipschitz/smoothgrad"
@@ -98,8 +98,8 @@ def test_number_of_evaluations_matches_the_schedule(max_epochs, every_n, expecte
     """The cost tool's count equals the callback's schedule (every n epochs, plus the last)."""
     from types import SimpleNamespace
 
-    from rxlit.callbacks import ExplanationEvaluation
-    from rxlit.callbacks.cost import n_evaluations
+    from rxlit.app.cost import n_evaluations
+    from rxlit.evaluation import ExplanationEvaluation
 
     callback = ExplanationEvaluation(parse_spec({"methods": ["grad"], "metrics": ["local_lipschitz"],
                                                  "every_n_epochs": every_n}))
@@ -109,7 +109,7 @@ def test_number_of_evaluations_matches_the_schedule(max_epochs, every_n, expecte
 
 
 def test_saliency_grid_colours_and_layout():
-    from rxlit.callbacks.saliency import CELL, heat_rgb, pick_examples, saliency_grid
+    from rxlit.evaluation.saliency import CELL, heat_rgb, pick_examples, saliency_grid
 
     phi = torch.tensor([[[[2.0, -2.0], [0.0, 1.0]]]])  # (1, 1, 2, 2): scaled by its max |.| = 2
     rgb = heat_rgb(phi[0])

@@ -1,4 +1,4 @@
-"""Measure what an ``explain`` config costs: ``python -m rxlit.callbacks.cost [train overrides]``.
+"""Measure what an ``explain`` config costs: ``python -m rxlit.app.cost [train overrides]``.
 
 Runs ``train(cfg)`` with the evaluation after *every* epoch, so each round is one training epoch
 (with its validation) followed by one evaluation in the same process: the ratio of the two is
@@ -15,8 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-
 
 def n_evaluations(max_epochs: int, every_n: int) -> int:
     """Evaluations in a run: every ``every_n`` epochs, plus the last epoch when not on the grid."""
@@ -24,18 +22,16 @@ def n_evaluations(max_epochs: int, every_n: int) -> int:
 
 
 def measure(overrides: list[str]) -> dict:
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from rxlit.training.run import train
+    from rxlit.app.configs import compose
+    from rxlit.app.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         base = ["logger=none", "callbacks.progress_bar=tqdm", "explain.progress=false",
                 f"paths.output_dir={tmp}/out", f"paths.checkpoints={tmp}/ckpt"]
-        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-            cfg = compose("train", [*base, *overrides])
-            every_n = int(cfg.explain.every_n_epochs)
-            cfg = compose("train", [*base, *overrides, "explain.every_n_epochs=1"])
+        every_n = int(compose([*base, *overrides]).explain.every_n_epochs)
+        cfg = compose([*base, *overrides, "explain.every_n_epochs=1"])
         if not cfg.explain.get("enabled", False):
             raise SystemExit("this measures an explain config: pass explain=default (or another one)")
         train(cfg)
