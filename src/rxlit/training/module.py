@@ -42,7 +42,8 @@ class RxLitModule(L.LightningModule):
     adversarial inputs the loss trains on; adversarial objectives only), ``train/penalty``,
     ``val/loss``, ``val/acc``, ``val/adv_acc`` (the fixed evaluation attack on a fixed validation
     subset, every epoch: the keyed PGD of :func:`rxlit.metrics.robust_accuracy`) and the same under
-    ``test/`` (``test/adv_acc`` by ``eval_attack.test_attack``: the same PGD, or AutoAttack). All arguments are plain containers so checkpoints load weights-only.
+    ``test/`` (``test/adv_acc`` by ``eval_attack.test_attack``: the same PGD, or AutoAttack). All
+    arguments are plain containers so checkpoints load weights-only.
     """
 
     def __init__(self, model: dict, data_info: dict, adv: dict, reg: dict, optim: dict, sched: dict,
@@ -167,8 +168,8 @@ class RxLitModule(L.LightningModule):
         spec = self.eval_spec
         attack = spec["test_attack"] if stage == "test" else "pgd"
         return robust_accuracy(self.model, self._layout(x), y, attack=attack, eps=spec["eps"], step=spec["step"],
-                               steps=spec["steps"], norm=spec["norm"], n_classes=int(self.hparams.data_info["num_classes"]),
-                               seed=self.hparams.seed, index=index)
+                               steps=spec["steps"], norm=spec["norm"], seed=self.hparams.seed, index=index,
+                               n_classes=int(self.hparams.data_info["num_classes"]))
 
     def _log_adversarial_accuracy(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
