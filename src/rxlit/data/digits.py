@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from sklearn.datasets import load_digits
 
@@ -33,26 +35,8 @@ class DigitsDataModule(RxDataModule):
     default_augment = False
     default_attack = DIGITS_ATTACK
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        seed: int = 0,
-        val_fraction: float = 0.15,
-        test_fraction: float = 0.15,
-        augment: bool | None = None,
-        download: bool = False,
-        pin_memory: bool = False,
-        limit_train: int | None = None,
-        limit_val: int | None = None,
-        limit_test: int | None = None,
-    ):
-        super().__init__(
-            root, batch_size, eval_batch_size, num_workers, seed, val_fraction, augment, download, pin_memory,
-            limit_train, limit_val, limit_test,
-        )  # fmt: skip
+    def __init__(self, *, val_fraction: float = 0.15, test_fraction: float = 0.15, **common: Any):
+        super().__init__(val_fraction=val_fraction, **common)
         check_fraction("test_fraction", test_fraction)
         if val_fraction + test_fraction >= 1.0:
             raise ValueError(
