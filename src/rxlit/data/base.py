@@ -43,6 +43,33 @@ def check_fraction(key: str, value: Any) -> None:
         raise ValueError(f"data.{key} must be a fraction in (0, 1), got {value!r}")
 
 
+def register_dataset(name: str):
+    """Register a data module class under ``name`` in ``DATASETS``, with every option it takes
+    (:func:`constructor_options`), read once here."""
+
+    def decorator(cls: type[RxDataModule]) -> type[RxDataModule]:
+        return DATASETS.register(name, options=constructor_options(cls))(cls)
+
+    return decorator
+
+
+def constructor_options(cls: type[RxDataModule]) -> dict[str, Any]:
+    """Every constructor option of a data module class with its default: the class's own keyword
+    parameters, then, through each ``**common``, those of the classes above it (less the
+    ``fixed_options`` the class sets itself)."""
+    options: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(klass.__init__).parameters.values())[1:]  # after self
+        for p in params:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                options.setdefault(p.name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return {key: value for key, value in options.items() if key not in cls.fixed_options}
+
+
 class RxDataModule(L.LightningDataModule):
     """A LightningDataModule with fixed seeded splits and cached evaluation subsets.
 
@@ -76,22 +103,6 @@ class RxDataModule(L.LightningDataModule):
     default_attack: ClassVar[dict[str, float]] = {}
     # Options below that a subclass sets itself in its super().__init__ call: not config keys.
     fixed_options: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        """Every constructor option with its default: the class's own keyword parameters, then,
-        through each ``**common``, those of the classes above it (less ``fixed_options``)."""
-        options: dict[str, Any] = {}
-        for klass in cls.__mro__:
-            if "__init__" not in vars(klass):
-                continue
-            params = list(inspect.signature(klass.__init__).parameters.values())[1:]  # after self
-            for p in params:
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                    options.setdefault(p.name, p.default)
-            if not any(p.kind is p.VAR_KEYWORD for p in params):
-                break
-        return {key: value for key, value in options.items() if key not in cls.fixed_options}
 
     def __init__(
         self,

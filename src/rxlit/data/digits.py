@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from sklearn.datasets import load_digits
 
-from .base import DATASETS, RxDataModule, check_fraction
+from .base import RxDataModule, check_fraction, register_dataset
 from .datasets import RandomCropFlip, TensorSplit
 from .splits import stratified_split
 
@@ -16,7 +16,7 @@ from .splits import stratified_split
 DIGITS_ATTACK = {"eps": 0.1, "step": 0.025, "steps": 7, "eps_l2": 0.5, "step_l2": 0.125}
 
 
-@DATASETS.register("digits")
+@register_dataset("digits")
 class DigitsDataModule(RxDataModule):
     """The 1797 images of ``sklearn.datasets.load_digits``, values /16 into [0, 1].
 

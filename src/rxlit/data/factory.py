@@ -21,7 +21,7 @@ def _plain(value: Any) -> Any:
 
 def valid_keys(name: str) -> list[str]:
     """The constructor keys of data set ``name`` (what ``configs/data/<name>.yaml`` may set)."""
-    return list(DATASETS.get(name).options())
+    return list(DATASETS.options(name))
 
 
 def build_datamodule(name: str, **kwargs: Any) -> RxDataModule:

@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
-from .base import DATASETS, RxDataModule, check_fraction, check_positive_int
+from .base import RxDataModule, check_fraction, check_positive_int, register_dataset
 from .datasets import FolderSplit
 from .splits import stratified_split
 
@@ -32,7 +32,7 @@ def find_classes(folder: str) -> list[str]:
     )
 
 
-@DATASETS.register("imagefolder")
+@register_dataset("imagefolder")
 class ImageFolderDataModule(RxDataModule):
     """Class-per-folder image files, resized to ``image_size`` x ``image_size``.
 

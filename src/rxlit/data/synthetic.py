@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import DATASETS, RxDataModule, check_positive_int
+from .base import RxDataModule, check_positive_int, register_dataset
 from .datasets import TensorSplit
 from .digits import DIGITS_ATTACK
 from .splits import SYNTHETIC_STREAM, derive_seed
@@ -27,7 +27,7 @@ def patch_masks(num_classes: int, image_size: int) -> Tensor:
     return masks
 
 
-@DATASETS.register("synthetic")
+@register_dataset("synthetic")
 class SyntheticDataModule(RxDataModule):
     """Noise images with one bright class patch: a data set with a known explanation.
 
