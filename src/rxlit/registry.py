@@ -113,6 +113,15 @@ class Registry:
         """The name ``fn`` is registered under, or None."""
         return next((key for key, item in self._items.items() if item is fn), None)
 
+    def build(self, group: str, name: str, /, **options: Any) -> Any:
+        """``get(name)(**options)``; options it does not take (or lacks) raise ValueError naming
+        ``<group>=<name>``, as the config sets it (``adv=pgd``)."""
+        factory = self.get(name)
+        try:
+            return factory(**options)
+        except TypeError as err:
+            raise ValueError(f"bad options for {group}={name}: {err}") from err
+
     def names(self) -> list[str]:
         return sorted(self._items)
 

@@ -194,31 +194,28 @@ class ExampleRNG:
 Generator = torch.Generator | ExampleRNG | None
 
 
-def _check_batch(generator: ExampleRNG, batch: int) -> None:
-    if len(generator) != batch:
-        raise ValueError(f"ExampleRNG holds {len(generator)} example keys but the batch has {batch} examples")
+def _noise(generator: Generator, batch: int, shape: Sequence[int], device, dtype, per_example, shared) -> Tensor:
+    """Noise of shape (batch, *shape): ``per_example`` (an ExampleRNG method) draws each example's
+    from its key; ``shared`` (``torch.randn``/``torch.rand``) draws the batch from a torch.Generator
+    (on the generator's device) or from the global one."""
+    shape = tuple(int(s) for s in shape)
+    if isinstance(generator, ExampleRNG):
+        if len(generator) != batch:
+            raise ValueError(f"ExampleRNG holds {len(generator)} example keys but the batch has {batch} examples")
+        return per_example(generator, shape, device=device, dtype=dtype)
+    gen_device = generator.device if isinstance(generator, torch.Generator) else device
+    out = shared((batch, *shape), generator=generator, device=gen_device, dtype=dtype)
+    return out.to(device) if device is not None else out
 
 
 def normal(generator: Generator, batch: int, shape: Sequence[int], device=None, dtype=torch.float32) -> Tensor:
     """Standard normal noise of shape (batch, *shape)."""
-    shape = tuple(int(s) for s in shape)
-    if isinstance(generator, ExampleRNG):
-        _check_batch(generator, batch)
-        return generator.normal(shape, device=device, dtype=dtype)
-    gen_device = generator.device if isinstance(generator, torch.Generator) else device
-    out = torch.randn((batch, *shape), generator=generator, device=gen_device, dtype=dtype)
-    return out.to(device) if device is not None else out
+    return _noise(generator, batch, shape, device, dtype, ExampleRNG.normal, torch.randn)
 
 
 def uniform(generator: Generator, batch: int, shape: Sequence[int], device=None, dtype=torch.float32) -> Tensor:
     """Uniform [0, 1) noise of shape (batch, *shape)."""
-    shape = tuple(int(s) for s in shape)
-    if isinstance(generator, ExampleRNG):
-        _check_batch(generator, batch)
-        return generator.uniform(shape, device=device, dtype=dtype)
-    gen_device = generator.device if isinstance(generator, torch.Generator) else device
-    out = torch.rand((batch, *shape), generator=generator, device=gen_device, dtype=dtype)
-    return out.to(device) if device is not None else out
+    return _noise(generator, batch, shape, device, dtype, ExampleRNG.uniform, torch.rand)
 
 
 def subset(generator: Generator, rows: Tensor | slice) -> Generator:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,7 @@ def test_config_mirrors_constructor_defaults(name, monkeypatch):
     assert 0 < attack["step"] <= attack["eps"] and attack["steps"] >= 1
     assert sorted(data) == sorted(valid_keys(name))
     assert data.pop("root") == f"/datasets/{name}" and data.pop("seed") == 7
-    defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+    defaults = DATASETS.options(name)
     defaults["augment"] = cls.default_augment
     for key, value in data.items():
         assert value == defaults[key], key
@@ -50,6 +49,26 @@ def test_attributes_known_before_setup(name):
     assert len(dm.mean) == len(dm.std) == dm.in_chans and all(s > 0 for s in dm.std)
     assert dm.class_names is None or len(dm.class_names) == dm.num_classes
     assert dm.attack == DATASETS.get(name).default_attack
+
+
+@pytest.mark.parametrize("name", sorted(set(DATASETS.names()) - NEEDS_FILES))
+def test_hparams_record_every_option(name):
+    """A checkpoint records each config key with its value: those passed and the defaults."""
+    defaults = DATASETS.options(name)
+    assert list(defaults) == valid_keys(name) and "batch_size" in defaults and "root" in defaults
+    assert {k: v for k, v in build_datamodule(name).hparams.items() if k in defaults} == defaults
+    hparams = build_datamodule(name, root="/elsewhere", batch_size=7, limit_val=3).hparams
+    assert set(defaults) <= set(hparams)
+    assert (hparams["root"], hparams["batch_size"], hparams["limit_val"]) == ("/elsewhere", 7, 3)
+    assert hparams["seed"] == defaults["seed"] == 0
+
+
+def test_own_defaults_differ_from_the_base_where_the_data_set_says():
+    assert DATASETS.options("digits")["val_fraction"] == 0.15  # 70/15/15
+    assert DATASETS.options("cifar10")["val_fraction"] == 0.1
+    assert "val_fraction" not in valid_keys("synthetic")  # generated splits: nothing to carve
+    with pytest.raises(TypeError, match="val_fraction.*valid keys: .*n_val"):
+        build_datamodule("synthetic", val_fraction=0.2)
 
 
 def test_build_from_config_keeps_attack_out_of_kwargs():

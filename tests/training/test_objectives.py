@@ -263,6 +263,8 @@ def test_unknown_objective_lists_valid_names():
 def test_unknown_option_names_the_group():
     with pytest.raises(ValueError, match="adv=pgd"):
         build_objective("pgd", eps=0.1, step=0.01, steps=3, epsilon=2)
+    with pytest.raises(ValueError, match="reg=gradnorm"):
+        build_regularizer("gradnorm", wieght=0.5)
 
 
 def test_lr_schedules():

@@ -5,7 +5,7 @@ Build one by name with :func:`build_datamodule` or from a Hydra ``data`` config 
 :func:`datamodule_from_config`. See docs/data.md.
 """
 
-from .base import DATASETS, RxDataModule
+from .base import DATASETS, RxDataModule, register_dataset
 from .datasets import FolderSplit, RandomCropFlip, TensorSplit
 from .digits import DigitsDataModule
 from .factory import build_datamodule, datamodule_from_config, valid_keys
@@ -38,5 +38,6 @@ __all__ = [
     "build_datamodule",
     "datamodule_from_config",
     "patch_masks",
+    "register_dataset",
     "valid_keys",
 ]

@@ -9,6 +9,7 @@ Conventions (see docs/data.md and docs/theory.md):
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any, ClassVar
 
@@ -42,12 +43,40 @@ def check_fraction(key: str, value: Any) -> None:
         raise ValueError(f"data.{key} must be a fraction in (0, 1), got {value!r}")
 
 
+def register_dataset(name: str):
+    """Register a data module class under ``name`` in ``DATASETS``, with every option it takes
+    (:func:`constructor_options`), read once here."""
+
+    def decorator(cls: type[RxDataModule]) -> type[RxDataModule]:
+        return DATASETS.register(name, options=constructor_options(cls))(cls)
+
+    return decorator
+
+
+def constructor_options(cls: type[RxDataModule]) -> dict[str, Any]:
+    """Every constructor option of a data module class with its default: the class's own keyword
+    parameters, then, through each ``**common``, those of the classes above it (less the
+    ``fixed_options`` the class sets itself)."""
+    options: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(klass.__init__).parameters.values())[1:]  # after self
+        for p in params:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                options.setdefault(p.name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return {key: value for key, value in options.items() if key not in cls.fixed_options}
+
+
 class RxDataModule(L.LightningDataModule):
     """A LightningDataModule with fixed seeded splits and cached evaluation subsets.
 
     Subclasses set the class attributes (or the instance attributes in ``__init__`` when they
     depend on arguments) and implement :meth:`load_splits`; they may override
-    :meth:`train_transform` to add augmentation.
+    :meth:`train_transform` to add augmentation. A subclass with options of its own takes them
+    keyword-only plus ``**common``, the options below, which it passes on to ``super().__init__``.
 
     Args:
         root: folder holding the data set files (unused by generated/bundled data sets).
@@ -72,6 +101,8 @@ class RxDataModule(L.LightningDataModule):
     default_augment: ClassVar[bool] = False
     # Default attack budget in [0, 1] pixel units, mirrored by configs/data/<name>.yaml `attack:`.
     default_attack: ClassVar[dict[str, float]] = {}
+    # Options below that a subclass sets itself in its super().__init__ call: not config keys.
+    fixed_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from sklearn.datasets import load_digits
 
-from .base import DATASETS, RxDataModule, check_fraction
+from .base import RxDataModule, check_fraction, register_dataset
 from .datasets import RandomCropFlip, TensorSplit
 from .splits import stratified_split
 
@@ -14,7 +16,7 @@ from .splits import stratified_split
 DIGITS_ATTACK = {"eps": 0.1, "step": 0.025, "steps": 7, "eps_l2": 0.5, "step_l2": 0.125}
 
 
-@DATASETS.register("digits")
+@register_dataset("digits")
 class DigitsDataModule(RxDataModule):
     """The 1797 images of ``sklearn.datasets.load_digits``, values /16 into [0, 1].
 
@@ -33,26 +35,8 @@ class DigitsDataModule(RxDataModule):
     default_augment = False
     default_attack = DIGITS_ATTACK
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        seed: int = 0,
-        val_fraction: float = 0.15,
-        test_fraction: float = 0.15,
-        augment: bool | None = None,
-        download: bool = False,
-        pin_memory: bool = False,
-        limit_train: int | None = None,
-        limit_val: int | None = None,
-        limit_test: int | None = None,
-    ):
-        super().__init__(
-            root, batch_size, eval_batch_size, num_workers, seed, val_fraction, augment, download, pin_memory,
-            limit_train, limit_val, limit_test,
-        )  # fmt: skip
+    def __init__(self, *, val_fraction: float = 0.15, test_fraction: float = 0.15, **common: Any):
+        super().__init__(val_fraction=val_fraction, **common)
         check_fraction("test_fraction", test_fraction)
         if val_fraction + test_fraction >= 1.0:
             raise ValueError(

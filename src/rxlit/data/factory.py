@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,8 +21,7 @@ def _plain(value: Any) -> Any:
 
 def valid_keys(name: str) -> list[str]:
     """The constructor keys of data set ``name`` (what ``configs/data/<name>.yaml`` may set)."""
-    params = inspect.signature(DATASETS.get(name)).parameters
-    return [key for key, p in params.items() if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD]
+    return list(DATASETS.options(name))
 
 
 def build_datamodule(name: str, **kwargs: Any) -> RxDataModule:

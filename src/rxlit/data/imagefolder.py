@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from PIL import Image
 from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
-from .base import DATASETS, RxDataModule, check_fraction, check_positive_int
+from .base import RxDataModule, check_fraction, check_positive_int, register_dataset
 from .datasets import FolderSplit
 from .splits import stratified_split
 
@@ -31,7 +32,7 @@ def find_classes(folder: str) -> list[str]:
     )
 
 
-@DATASETS.register("imagefolder")
+@register_dataset("imagefolder")
 class ImageFolderDataModule(RxDataModule):
     """Class-per-folder image files, resized to ``image_size`` x ``image_size``.
 
@@ -51,28 +52,15 @@ class ImageFolderDataModule(RxDataModule):
 
     def __init__(
         self,
-        root: str = "data",
+        *,
         image_size: int | None = None,
         in_chans: int = 3,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         crop_pct: float = 0.875,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        augment: bool | None = None,
-        download: bool = False,
-        pin_memory: bool = False,
-        limit_train: int | None = None,
-        limit_val: int | None = None,
-        limit_test: int | None = None,
+        **common: Any,
     ):
-        super().__init__(
-            root, batch_size, eval_batch_size, num_workers, seed, val_fraction, augment, download, pin_memory,
-            limit_train, limit_val, limit_test,
-        )  # fmt: skip
+        super().__init__(**common)
         check_positive_int("image_size", image_size, allow_none=True)
         if in_chans not in (1, 3):
             raise ValueError(f"data.in_chans must be 1 (grayscale) or 3 (RGB), got {in_chans!r}")

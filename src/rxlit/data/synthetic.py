@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .base import DATASETS, RxDataModule, check_positive_int
+from .base import RxDataModule, check_positive_int, register_dataset
 from .datasets import TensorSplit
 from .digits import DIGITS_ATTACK
 from .splits import SYNTHETIC_STREAM, derive_seed
@@ -26,7 +27,7 @@ def patch_masks(num_classes: int, image_size: int) -> Tensor:
     return masks
 
 
-@DATASETS.register("synthetic")
+@register_dataset("synthetic")
 class SyntheticDataModule(RxDataModule):
     """Noise images with one bright class patch: a data set with a known explanation.
 
@@ -42,10 +43,11 @@ class SyntheticDataModule(RxDataModule):
 
     default_augment = False
     default_attack = DIGITS_ATTACK
+    fixed_options = ("val_fraction",)  # the splits are generated (n_train, n_val, n_test), not carved
 
     def __init__(
         self,
-        root: str = "data",
+        *,
         image_size: int = 8,
         in_chans: int = 1,
         num_classes: int = 4,
@@ -54,21 +56,9 @@ class SyntheticDataModule(RxDataModule):
         n_test: int = 256,
         noise: float = 0.5,
         signal: float = 0.5,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        seed: int = 0,
-        augment: bool | None = None,
-        download: bool = False,
-        pin_memory: bool = False,
-        limit_train: int | None = None,
-        limit_val: int | None = None,
-        limit_test: int | None = None,
+        **common: Any,
     ):
-        super().__init__(
-            root, batch_size, eval_batch_size, num_workers, seed, None, augment, download, pin_memory,
-            limit_train, limit_val, limit_test,
-        )  # fmt: skip
+        super().__init__(val_fraction=None, **common)
         if self.augment:
             raise ValueError("data.augment must be false for synthetic: augmentation moves the class patch")
         for key, value in (("image_size", image_size), ("in_chans", in_chans), ("n_train", n_train),

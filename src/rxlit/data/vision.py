@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torchvision import datasets as tvd
 
-from .base import DATASETS, RxDataModule
+from .base import RxDataModule, register_dataset
 from .datasets import RandomCropFlip, TensorSplit
 from .splits import stratified_split
 
@@ -163,7 +163,7 @@ def _from_hwc(data: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
 
 
-@DATASETS.register("cifar10")
+@register_dataset("cifar10")
 class CIFAR10DataModule(TorchvisionDataModule):
     """CIFAR-10: 50k train (5k held out as val by default) / 10k test, 3x32x32.
 
@@ -196,7 +196,7 @@ class CIFAR10DataModule(TorchvisionDataModule):
             tvd.CIFAR10(self.root, train=train, download=True)  # torchvision's class checks md5 sums
 
 
-@DATASETS.register("cifar100")
+@register_dataset("cifar100")
 class CIFAR100DataModule(CIFAR10DataModule):
     """CIFAR-100 (fine labels): 50k train / 10k test, 3x32x32, CIFAR augmentation."""
 
@@ -213,7 +213,7 @@ class CIFAR100DataModule(CIFAR10DataModule):
             tvd.CIFAR100(self.root, train=train, download=True)
 
 
-@DATASETS.register("mnist")
+@register_dataset("mnist")
 class MNISTDataModule(TorchvisionDataModule):
     """MNIST: 60k train (6k held out as val by default) / 10k test, 1x28x28.
 
@@ -244,7 +244,7 @@ class MNISTDataModule(TorchvisionDataModule):
             self.reader(self.root, train=train, download=True)
 
 
-@DATASETS.register("fashion_mnist")
+@register_dataset("fashion_mnist")
 class FashionMNISTDataModule(MNISTDataModule):
     """Fashion-MNIST: same format, sizes and defaults as MNIST, under ``<root>/FashionMNIST/raw``."""
 
@@ -256,7 +256,7 @@ class FashionMNISTDataModule(MNISTDataModule):
     layout = "<root>/FashionMNIST/raw/{" + ", ".join(MNIST_FILES) + "} (uncompressed idx files)"
 
 
-@DATASETS.register("svhn")
+@register_dataset("svhn")
 class SVHNDataModule(TorchvisionDataModule):
     """SVHN (cropped digits): 73,257 train / 26,032 test, 3x32x32; label 10 is mapped to 0.
 

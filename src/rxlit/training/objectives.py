@@ -166,8 +166,4 @@ def trades(eps: float, step: float, steps: int, beta: float = 6.0) -> Objective:
 
 
 def build_objective(name: str, **kwargs) -> Objective:
-    factory = OBJECTIVES.get(name)
-    try:
-        return factory(**kwargs)
-    except TypeError as err:
-        raise ValueError(f"bad options for adv={name}: {err}") from err
+    return OBJECTIVES.build("adv", name, **kwargs)

@@ -286,8 +286,4 @@ def spectral(n_power_iterations: int = 1, conv_norm: str = "operator") -> Regula
 
 
 def build_regularizer(name: str, **kwargs) -> Regularizer:
-    factory = REGULARIZERS.get(name)
-    try:
-        return factory(**kwargs)
-    except TypeError as err:
-        raise ValueError(f"bad options for reg={name}: {err}") from err
+    return REGULARIZERS.build("reg", name, **kwargs)

@@ -44,20 +44,28 @@ def global_pool(x: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------ Wide ResNet
-class WideBasicBlock(nn.Module):
+class PreActConvs(nn.Module):
+    """The layers of a pre-activation block, BN-ReLU-conv3x3-BN-ReLU-conv3x3, under the names
+    both published layouts give them; the blocks below add their shortcut and forward."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.relu1 = nn.ReLU()
+        self.conv1 = conv3x3(in_planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu2 = nn.ReLU()
+        self.conv2 = conv3x3(planes, planes)
+
+
+class WideBasicBlock(PreActConvs):
     """BN-ReLU-conv3x3-BN-ReLU-(dropout)-conv3x3 with an identity or 1x1 ``convShortcut``.
 
     When the width changes, the shortcut takes the pre-activated input (as in the published code).
     """
 
     def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_planes)
-        self.relu1 = nn.ReLU()
-        self.conv1 = conv3x3(in_planes, out_planes, stride)
-        self.bn2 = nn.BatchNorm2d(out_planes)
-        self.relu2 = nn.ReLU()
-        self.conv2 = conv3x3(out_planes, out_planes)
+        super().__init__(in_planes, out_planes, stride)
         self.dropout = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.equal_in_out = in_planes == out_planes
         self.convShortcut = None if self.equal_in_out else conv1x1(in_planes, out_planes, stride)
@@ -145,7 +153,7 @@ def wrn34_10(*, num_classes: int, in_chans: int, image_size: tuple[int, int], dr
 
 
 # ------------------------------------------------------------------------ pre-activation ResNet
-class PreActBlock(nn.Module):
+class PreActBlock(PreActConvs):
     """BN-ReLU-conv3x3-BN-ReLU-conv3x3; a 1x1 ``shortcut.0`` when width or stride change.
 
     The shortcut takes the raw input (RobustBench's ``PreActBlock``) or, with ``out_shortcut``,
@@ -155,14 +163,8 @@ class PreActBlock(nn.Module):
     expansion = 1
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1, out_shortcut: bool = False):
-        super().__init__()
+        super().__init__(in_planes, planes, stride)
         self.out_shortcut = out_shortcut
-        self.bn1 = nn.BatchNorm2d(in_planes)
-        self.relu1 = nn.ReLU()
-        self.conv1 = conv3x3(in_planes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu2 = nn.ReLU()
-        self.conv2 = conv3x3(planes, planes)
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Sequential(conv1x1(in_planes, planes, stride))
 

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import difflib
-
 import timm
-import torch
 from torch import nn
 
+from rxlit.models.backbones.any_arch import dry_run, unknown_arch
 from rxlit.models.registry import register_backbone
 
 
 def _check_arch(arch: str) -> None:
-    if timm.is_model(arch):
-        return
-    close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
-    hint = f" Close names: {', '.join(close)}." if close else ""
-    raise ValueError(
-        f"unknown timm architecture {arch!r}.{hint} "
-        f"List candidates with: python -c \"import timm; print(timm.list_models('*{arch.split('_')[0]}*'))\""
-    )
+    if not timm.is_model(arch):
+        listing = f"List candidates with: python -c \"import timm; print(timm.list_models('*{arch.split('_')[0]}*'))\""
+        raise unknown_arch("timm", arch, timm.list_models(), listing)
 
 
 def _create(arch: str, num_classes: int, in_chans: int, image_size: tuple[int, int], options: dict) -> nn.Module:
@@ -31,22 +24,6 @@ def _create(arch: str, num_classes: int, in_chans: int, image_size: tuple[int, i
         if "img_size" not in str(err):
             raise
     return timm.create_model(arch, **common)
-
-
-def _dry_run(model: nn.Module, arch: str, in_chans: int, image_size: tuple[int, int]) -> None:
-    """Run one blank image through the model so a too-small input fails here, with the fix."""
-    was_training = model.training
-    model.eval()  # BatchNorm in train mode refuses a batch of one 1x1 map
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_chans, *image_size))
-    except (RuntimeError, AssertionError, ValueError) as err:
-        raise ValueError(
-            f"timm model {arch!r} cannot run on {image_size[0]}x{image_size[1]} inputs ({err}). "
-            "Use a larger image_size or another architecture."
-        ) from err
-    finally:
-        model.train(was_training)
 
 
 @register_backbone("timm", min_image_size=1)
@@ -72,5 +49,5 @@ def timm_model(
     except (RuntimeError, AssertionError) as err:
         raise ValueError(f"timm could not build {arch!r} for {image_size} inputs: {err}") from err
     if check_forward:
-        _dry_run(model, arch, in_chans, image_size)
+        dry_run(model, "timm", arch, in_chans, image_size)
     return model

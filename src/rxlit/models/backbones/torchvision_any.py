@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
-
-import torch
 import torchvision
 from torch import nn
 
+from rxlit.models.backbones.any_arch import dry_run, unknown_arch
 from rxlit.models.registry import register_backbone
 
 
 def _check_arch(arch: str) -> None:
     names = torchvision.models.list_models(module=torchvision.models)
-    if arch in names:
-        return
-    close = difflib.get_close_matches(arch, names, n=5, cutoff=0.6)
-    hint = f" Close names: {', '.join(close)}." if close else ""
-    raise ValueError(f"unknown torchvision classification architecture {arch!r}.{hint} "
-                     "List them with: python -c \"import torchvision; print(torchvision.models.list_models("
-                     "module=torchvision.models))\"")
-
-
-def _dry_run(model: nn.Module, arch: str, in_chans: int, image_size: tuple[int, int]) -> None:
-    """One blank image through the model, so a too-small input fails here with the fix."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_chans, *image_size))
-    except (RuntimeError, AssertionError, ValueError) as err:
-        raise ValueError(f"torchvision model {arch!r} cannot run on {image_size[0]}x{image_size[1]} inputs "
-                         f"({str(err).splitlines()[0][:200]}). Use a larger data.image_size or another "
-                         "architecture.") from err
-    finally:
-        model.train(was_training)
+    if arch not in names:
+        listing = ("List them with: python -c \"import torchvision; print(torchvision.models.list_models("
+                   "module=torchvision.models))\"")
+        raise unknown_arch("torchvision classification", arch, names, listing)
 
 
 def _set_in_chans(model: nn.Module, in_chans: int) -> None:
@@ -73,5 +53,5 @@ def torchvision_model(
     if in_chans != 3:
         _set_in_chans(model, in_chans)
     if check_forward:
-        _dry_run(model, arch, in_chans, image_size)
+        dry_run(model, "torchvision", arch, in_chans, image_size)
     return model

@@ -31,12 +31,16 @@ def auto_patch_size(image_size: tuple[int, int], grid: int, min_grid: int, max_p
     return _largest_divisor_at_most(common, patch)
 
 
-def _disable_fused_attention(model: nn.Module) -> None:
-    # Fused attention kernels (flash, memory-efficient, CPU flash) have no double backward, which
-    # gradient-norm regularisation needs; timm's plain softmax(QK^T)V path has one.
-    for module in model.modules():
-        if hasattr(module, "fused_attn"):
-            module.fused_attn = False
+def _create(timm_name: str, image_size: tuple[int, int], fused_attn: bool, **options) -> nn.Module:
+    """Untrained timm ``timm_name`` at ``img_size=image_size``, with ``options`` for create_model."""
+    model = timm.create_model(timm_name, pretrained=False, img_size=tuple(image_size), **options)
+    if not fused_attn:
+        # Fused attention kernels (flash, memory-efficient, CPU flash) have no double backward, which
+        # gradient-norm regularisation needs; timm's plain softmax(QK^T)V path has one.
+        for module in model.modules():
+            if hasattr(module, "fused_attn"):
+                module.fused_attn = False
+    return model
 
 
 def _vit_min_size(patch_size: int | None = None, **_) -> int:
@@ -61,18 +65,10 @@ def vit_tiny(
     and GPU) have no double backward, which gradient-norm regularisation needs.
     """
     patch = patch_size or auto_patch_size(image_size, grid=8, min_grid=4, max_patch=16, min_patch=2)
-    model = timm.create_model(
-        "vit_tiny_patch16_224",
-        pretrained=False,
-        num_classes=num_classes,
-        in_chans=in_chans,
-        img_size=tuple(image_size),
-        patch_size=patch,
-        drop_path_rate=drop_path_rate,
-    )
-    if not fused_attn:
-        _disable_fused_attention(model)
-    return model
+    return _create(
+        "vit_tiny_patch16_224", image_size, fused_attn,
+        num_classes=num_classes, in_chans=in_chans, patch_size=patch, drop_path_rate=drop_path_rate,
+    )  # fmt: skip
 
 
 def _swin_min_size(patch_size: int | None = None, **_) -> int:
@@ -103,16 +99,8 @@ def swin_tiny(
     patch = patch_size or auto_patch_size(image_size, grid=8, min_grid=8, max_patch=4, min_patch=1)
     grid = math.gcd(*image_size) // patch
     window = window_size or (7 if grid % 7 == 0 else _largest_divisor_at_most(grid, min(7, grid // 2)))
-    model = timm.create_model(
-        "swin_tiny_patch4_window7_224",
-        pretrained=False,
-        num_classes=num_classes,
-        in_chans=in_chans,
-        img_size=tuple(image_size),
-        patch_size=patch,
-        window_size=window,
+    return _create(
+        "swin_tiny_patch4_window7_224", image_size, fused_attn,
+        num_classes=num_classes, in_chans=in_chans, patch_size=patch, window_size=window,
         drop_path_rate=drop_path_rate,
-    )
-    if not fused_attn:
-        _disable_fused_attention(model)
-    return model
+    )  # fmt: skip
