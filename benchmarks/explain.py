@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from rxlit.explain import explain, grid_mask
-from rxlit.explain.core import chunk_rows
+from rxlit.explain.passes import chunk_rows
 
 
 class Block(nn.Module):

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rxlit.explain.core import gradient_rows
 from rxlit.explain.features import grid_mask
+from rxlit.explain.passes import gradient_rows
 from rxlit.metrics import infidelity, local_lipschitz, max_sensitivity
 from rxlit.metrics.engine import default_chunk
 

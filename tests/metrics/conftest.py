@@ -7,7 +7,7 @@ import torch
 from metric_nets import blobs, digits_model, mlp, smoothgrad_local
 from torch import nn
 
-from rxlit.explain.core import METHODS
+from rxlit.explain.registry import METHODS
 
 
 @pytest.fixture(autouse=True, scope="package")

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from rxlit import rng
-from rxlit.explain.core import input_gradient
+from rxlit.explain.passes import input_gradient
 
 
 class Linear(nn.Module):

@@ -16,7 +16,7 @@ from rxlit.evaluation.keys import split_key
 from rxlit.evaluation.progress import EvalProgress
 from rxlit.evaluation.saliency import pick_maps, saliency_grid, saliency_maps, save_png
 from rxlit.evaluation.spec import EvalSpec
-from rxlit.explain.core import eval_mode
+from rxlit.explain.passes import eval_mode
 
 TABLE_COLUMNS = ["epoch", "split", "method", "metric", "mean", "ci_low", "ci_high", "n"]
 

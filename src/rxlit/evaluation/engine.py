@@ -19,7 +19,9 @@ from torch import Tensor, nn
 from rxlit.evaluation import keys
 from rxlit.evaluation.keys import metric_key
 from rxlit.evaluation.spec import EvalSpec
-from rxlit.explain.core import METHODS, bound_info, declare, eval_mode, explain
+from rxlit.explain.core import explain
+from rxlit.explain.passes import eval_mode
+from rxlit.explain.registry import METHODS, bound_info, declare
 from rxlit.metrics import METRICS, PerExampleMetric, bound_ratios, compute_metric, robust_accuracy
 from rxlit.metrics.registry import metric_info
 from rxlit.rng import ExampleRNG

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from rxlit.evaluation.engine import bound_method, explain_examples, resolve_targets
 from rxlit.evaluation.spec import EvalSpec
-from rxlit.explain.core import eval_mode
+from rxlit.explain.passes import eval_mode
 
 
 def pick_examples(y: Tensor, n: int) -> Tensor:

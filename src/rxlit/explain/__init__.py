@@ -14,20 +14,19 @@ from rxlit.explain import (  # noqa: F401 (each module registers its methods)
     smoothing,
 )
 from rxlit.explain.captum_adapter import captum_method
-from rxlit.explain.core import (
+from rxlit.explain.core import explain
+from rxlit.explain.features import feature_groups, grid_mask, quickshift_mask
+from rxlit.explain.passes import chunk_rows, input_gradient
+from rxlit.explain.registry import (
     METHODS,
     UNITS,
     MethodInfo,
-    chunk_rows,
     declare,
-    explain,
-    input_gradient,
     list_methods,
     method_info,
     method_options,
     register_method,
 )
-from rxlit.explain.features import feature_groups, grid_mask, quickshift_mask
 
 __all__ = [
     "METHODS",

@@ -18,7 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from rxlit.explain.core import MethodInfo, check_units, declare, eval_mode
+from rxlit.explain.passes import eval_mode
+from rxlit.explain.registry import MethodInfo, check_units, declare
 
 
 class ProbabilityModel(nn.Module):

@@ -16,10 +16,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from rxlit import rng
-from rxlit.explain.core import register_method
 from rxlit.explain.features import feature_groups
 from rxlit.explain.noise import group_normal
 from rxlit.explain.perturbation import shifted_scores
+from rxlit.explain.registry import register_method
 from rxlit.explain.regression import least_squares
 
 

@@ -1,7 +1,7 @@
-"""Gradient methods: Grad x Input and Integrated Gradients (the "GI" and "IG" of Tan & Tian 2023).
+"""Gradient methods: Grad, Grad x Input and Integrated Gradients ("Grad", "GI" and "IG" of Tan & Tian 2023).
 
 All paths of all examples are flattened into one ``(B * steps, ...)`` batch and differentiated
-in memory-budgeted chunks (:func:`rxlit.explain.core.gradient_rows`).
+in memory-budgeted chunks (:func:`rxlit.explain.passes.gradient_rows`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rxlit.explain.core import gradient_rows, register_method
+from rxlit.explain.passes import gradient_rows
+from rxlit.explain.registry import register_method
 
 RULES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
+
+
+@register_method("grad")
+def grad(model: nn.Module, x: Tensor, target: Tensor, *, output: str = "logit",
+         chunk_size: int | None = None) -> Tensor:
+    """Vanilla (signed) gradient of the target score, Simonyan et al. 2014 ("Grad" in Tan & Tian 2023)."""
+    return gradient_rows(model, x, target, output, chunk_size)
 
 
 @register_method("grad_x_input", units="attribution")

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from rxlit.activations import other_activations
-from rxlit.explain.core import map_chunks, register_method, scalar_output
+from rxlit.explain.passes import map_chunks, scalar_output
+from rxlit.explain.registry import register_method
 
 _RELU = {F.relu, torch.relu, Tensor.relu}
 _RELU_INPLACE = {F.relu_, torch.relu_, Tensor.relu_}

@@ -14,8 +14,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from rxlit.explain.core import forward_scalar, register_method, score_rows
 from rxlit.explain.gradients import as_baseline
+from rxlit.explain.passes import forward_scalar, score_rows
+from rxlit.explain.registry import register_method
 
 
 def window_starts(length: int, patch: int, stride: int) -> list[int]:

@@ -33,7 +33,8 @@ import torch
 from torch import Tensor, nn
 
 from rxlit import rng
-from rxlit.explain.core import forward_scalar, register_method, score_rows
+from rxlit.explain.passes import forward_scalar, score_rows
+from rxlit.explain.registry import register_method
 from rxlit.explain.regression import least_squares
 
 

@@ -3,7 +3,7 @@
 A batch of ``B`` examples with ``n`` perturbations each is one flat set of ``B * n`` rows.
 The perturbation parameters (coalitions or noise, small) are drawn up front for the whole batch;
 the model inputs are built lazily inside each memory-budgeted chunk
-(:func:`rxlit.explain.core.score_rows`), so results never depend on the chunk size.
+(:func:`rxlit.explain.passes.score_rows`), so results never depend on the chunk size.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rxlit.explain.core import score_rows
 from rxlit.explain.features import Groups
+from rxlit.explain.passes import score_rows
 
 
 def constant_value(baseline: Tensor) -> float | None:

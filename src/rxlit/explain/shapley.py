@@ -18,11 +18,11 @@ import torch
 from torch import Tensor, nn
 
 from rxlit import rng
-from rxlit.explain.core import register_method
 from rxlit.explain.features import Groups, feature_groups, feature_sizes
 from rxlit.explain.gradients import as_baseline
 from rxlit.explain.noise import group_uniform
 from rxlit.explain.perturbation import coalition_scores
+from rxlit.explain.registry import register_method
 from rxlit.explain.regression import efficient_least_squares
 
 

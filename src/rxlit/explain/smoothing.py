@@ -14,16 +14,9 @@ import torch
 from torch import Tensor, nn
 
 from rxlit import rng
-from rxlit.explain.core import (
-    COMMON_OPTIONS,
-    check_options,
-    chunk_rows,
-    get_method,
-    gradient_rows,
-    register_method,
-    signature_of,
-)
 from rxlit.explain.noise import draw, resolve_samples
+from rxlit.explain.passes import chunk_rows, gradient_rows
+from rxlit.explain.registry import COMMON_OPTIONS, check_options, get_method, register_method, signature_of
 
 
 def noisy_gradient(model: nn.Module, x: Tensor, target: Tensor, kernel: str, scale: float, n: int,

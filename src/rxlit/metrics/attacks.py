@@ -24,7 +24,7 @@ import torchattacks
 from torch import Tensor, nn
 
 from rxlit import rng
-from rxlit.explain.core import eval_mode
+from rxlit.explain.passes import eval_mode
 from rxlit.rng import Generator
 
 NORMS = ("linf", "l2")

@@ -36,8 +36,8 @@ import math
 import torch
 from torch import Tensor
 
-from rxlit.explain.core import check_options, get_method, method_options
 from rxlit.explain.features import feature_groups
+from rxlit.explain.registry import check_options, get_method, method_options
 
 Number = float | Tensor
 

@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rxlit.explain.core import eval_mode
 from rxlit.explain.features import feature_groups
 from rxlit.explain.lime import lime_coalitions, lime_weights
 from rxlit.explain.noise import group_normal
+from rxlit.explain.passes import eval_mode
 from rxlit.explain.regression import efficient_least_squares
 from rxlit.explain.shapley import shap_coalitions
 from rxlit.metrics.bounds import resolved_options

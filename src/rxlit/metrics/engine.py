@@ -2,7 +2,7 @@
 
 A metric describes what happens to one chunk of rows (row ``r`` is sample ``r % n`` of example
 ``r // n``); :func:`map_rows` runs the chunks in order and concatenates their per-row outputs.
-Chunks are sized by the memory budget of :func:`rxlit.explain.core.chunk_rows`, never by a
+Chunks are sized by the memory budget of :func:`rxlit.explain.passes.chunk_rows`, never by a
 Python loop over examples or samples.
 """
 
@@ -14,15 +14,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from rxlit.explain.core import (
-    chunk_rows,
-    eval_mode,
-    explain,
-    forward_scalar,
-    get_method,
-    iter_chunks,
-    signature_of,
-)
+from rxlit.explain.core import explain
+from rxlit.explain.passes import chunk_rows, eval_mode, forward_scalar, iter_chunks
+from rxlit.explain.registry import get_method, signature_of
 from rxlit.rng import Generator
 
 

@@ -15,8 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from rxlit import rng, stats
-from rxlit.explain.core import check_units, get_method, method_info, resolve_target
-from rxlit.explain.core import method_options as rxlit_method_options
+from rxlit.explain.core import resolve_target
+from rxlit.explain.registry import check_units, get_method, method_info
+from rxlit.explain.registry import method_options as rxlit_method_options
 from rxlit.metrics.engine import (
     default_chunk,
     evaluated,

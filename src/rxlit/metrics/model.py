@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from rxlit import rng
-from rxlit.explain.core import input_gradient, resolve_target
+from rxlit.explain.core import resolve_target
+from rxlit.explain.passes import input_gradient
 from rxlit.metrics.attacks import ATTACKS, survives
 from rxlit.metrics.engine import default_chunk, evaluated, map_rows, model_output, row_examples, row_norm
 from rxlit.metrics.perturbations import FlatStream, neighbourhood, resolve_generator

@@ -31,7 +31,9 @@ from torch import Tensor, nn
 
 from rxlit import rng
 from rxlit.activations import replace_activations
-from rxlit.explain.core import forward_scalar, method_info, resolve_target
+from rxlit.explain.core import resolve_target
+from rxlit.explain.passes import forward_scalar
+from rxlit.explain.registry import method_info
 from rxlit.metrics.engine import (
     default_chunk,
     evaluated,

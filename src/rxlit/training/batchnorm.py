@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from rxlit.explain.core import eval_mode  # every module in eval mode, each flag restored after
+from rxlit.explain.passes import eval_mode  # every module in eval mode, each flag restored after
 
 GPU_ACCELERATORS = ("gpu", "cuda")
 

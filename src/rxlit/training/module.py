@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from rxlit.distributed import collective_section
-from rxlit.explain.core import eval_mode
+from rxlit.explain.passes import eval_mode
 from rxlit.metrics.model import robust_accuracy
 from rxlit.models import build_model
 from rxlit.training.attacks import eval_attack_spec

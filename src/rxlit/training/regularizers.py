@@ -30,7 +30,7 @@ from torch.nn.modules.dropout import _DropoutNd
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from rxlit.explain.core import eval_mode
+from rxlit.explain.passes import eval_mode
 from rxlit.registry import Registry
 from rxlit.training.objectives import LossAt
 
