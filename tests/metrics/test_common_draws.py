@@ -48,7 +48,9 @@ def test_sensitivity_of_a_sampled_method_uses_common_draws_by_default(digits_mlp
 
 
 def test_methods_declare_randomness_and_units():
-    assert method_info("grad") == method_info("guided_backprop")
+    assert (method_info("grad").stochastic, method_info("grad").units) == \
+        (method_info("guided_backprop").stochastic, method_info("guided_backprop").units)
+    assert method_info("grad").needs is None and "ReLU" in method_info("guided_backprop").needs
     assert not method_info("grad").stochastic and method_info("grad").units == "slope"
     for name in ("smoothgrad", "unigrad", "clime", "noisy_baseline"):
         assert method_info(name).stochastic and method_info(name).units == "slope", name
