@@ -46,3 +46,11 @@ def test_every_seed_diverging_names_the_model_and_keeps_the_runs(tmp_path):
     with pytest.raises(ModelDiverged):
         again.model("standard", 0)
     assert "standard/s0" in again.diverged
+
+
+def test_paired_statistics_keep_the_seeds_every_model_has():
+    from rxlit.analysis.studies.free_lunch import paired
+
+    per_model = {"a": [{"seed": 0}, {"seed": 1}, {"seed": 2}], "b": [{"seed": 2}, {"seed": 0}]}
+    assert {k: [e["seed"] for e in v] for k, v in paired(per_model).items()} == {"a": [0, 2], "b": [0, 2]}
+    assert [e["seed"] for e in paired(per_model, ["a"])["a"]] == [0, 1, 2]

@@ -125,8 +125,18 @@ def ratio_table(per_model: dict, methods, field: str, title: str, note: str) -> 
     return {"title": title, "columns": ["method", *per_model], "rows": rows, "note": note}
 
 
+def paired(per_model: dict, keys=None) -> dict:
+    """The entries of ``keys`` (default: every model) restricted to the seeds they all have, in seed
+    order: paired statistics resample seeds, so a seed whose training diverged in one model leaves
+    every model's paired comparison (it stays in that model's own rows)."""
+    keys = list(per_model) if keys is None else list(keys)
+    seeds = sorted(set.intersection(*({e["seed"] for e in per_model[k]} for k in keys)))
+    return {k: sorted((e for e in per_model[k] if e["seed"] in seeds), key=lambda e: e["seed"]) for k in keys}
+
+
 def rank_correlations(per_model: dict, methods) -> dict:
     """Spearman(model L, explanation Lipschitz) across models, per method, with its interval."""
+    per_model = paired(per_model)
     keys = list(per_model)
     M = len(keys)
     out = {}
@@ -138,6 +148,7 @@ def rank_correlations(per_model: dict, methods) -> dict:
 
 
 def lower_claim(per_model: dict, methods, standard: str, robust: str) -> dict:
+    per_model = paired(per_model, [standard, robust])
     ratios = {m: interval([[a["methods"][m]["lipschitz"], b["methods"][m]["lipschitz"]]
                            for a, b in zip(per_model[standard], per_model[robust], strict=True)], ratio_of_means)
               for m in methods}
@@ -174,6 +185,7 @@ def rank_claim(rho: dict, n_models: int, threshold: float) -> dict:
 
 
 def bound_claim(per_model: dict, methods, tolerance: float) -> dict:
+    per_model = paired(per_model)
     fractions = {}
     for m in methods:
         if per_model[next(iter(per_model))][0]["methods"][m]["bound_ratio"] is None:
