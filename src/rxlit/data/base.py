@@ -9,7 +9,6 @@ Conventions (see docs/data.md and docs/theory.md):
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from typing import Any, ClassVar
 
@@ -19,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from rxlit.registry import Registry
+from rxlit.registry import Registry, read_signature
 
 from .order import EpochClock, EpochSampler, WorkerSeeds
 from .splits import random_subset, stratified_subset
@@ -61,11 +60,10 @@ def constructor_options(cls: type[RxDataModule]) -> dict[str, Any]:
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
             continue
-        params = list(inspect.signature(klass.__init__).parameters.values())[1:]  # after self
-        for p in params:
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                options.setdefault(p.name, p.default)
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
+        signature = read_signature(klass.__init__, skip=1)  # after self
+        for key, default in signature.options.items():
+            options.setdefault(key, default)
+        if not signature.any_keyword:
             break
     return {key: value for key, value in options.items() if key not in cls.fixed_options}
 

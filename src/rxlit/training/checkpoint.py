@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -216,25 +217,9 @@ def run_error(index: dict) -> str:
         return ""
 
 
-def find_diverged_run(root: str | Path, wanted_hash: str, prefer: str | None = None) -> dict | None:
-    """The index of a run with config hash ``wanted_hash`` that the divergence check stopped (its
-    training loss exploded: a property of that configuration, not an accident to retry), or None."""
-    root = Path(root)
-    for path in ([root / prefer / RUN_INDEX] if prefer else []) + sorted(root.glob(f"*/{RUN_INDEX}")):
-        try:
-            index = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if index.get("status") == "failed" and index.get("config_hash") == wanted_hash:
-            error = run_error(index)
-            if error.startswith(DIVERGED):
-                return {**index, "error": error}
-    return None
-
-
-def find_finished_run(root: str | Path, wanted_hash: str, prefer: str | None = None) -> dict | None:
-    """The index of a finished run under ``root`` whose config hash is ``wanted_hash`` (the folder
-    ``prefer`` first, then any other, e.g. a run made with ``train.py -m``), or None."""
+def run_indexes(root: str | Path, wanted_hash: str, prefer: str | None = None) -> Iterator[dict]:
+    """The readable run indexes under ``root`` whose config hash is ``wanted_hash``: the folder
+    ``prefer`` first, then any other (e.g. a run made with ``train.py -m``)."""
     root = Path(root)
     candidates = sorted(root.glob(f"*/{RUN_INDEX}"))
     if prefer and (root / prefer / RUN_INDEX).is_file():
@@ -244,7 +229,25 @@ def find_finished_run(root: str | Path, wanted_hash: str, prefer: str | None = N
             index = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if index.get("config_hash") == wanted_hash:
+            yield index
+
+
+def find_diverged_run(root: str | Path, wanted_hash: str, prefer: str | None = None) -> dict | None:
+    """The index of a run with config hash ``wanted_hash`` that the divergence check stopped (its
+    training loss exploded: a property of that configuration, not an accident to retry), or None."""
+    for index in run_indexes(root, wanted_hash, prefer):
+        error = run_error(index) if index.get("status") == "failed" else ""
+        if error.startswith(DIVERGED):
+            return {**index, "error": error}
+    return None
+
+
+def find_finished_run(root: str | Path, wanted_hash: str, prefer: str | None = None) -> dict | None:
+    """The index of a finished run under ``root`` whose config hash is ``wanted_hash`` (the folder
+    ``prefer`` first, then any other, e.g. a run made with ``train.py -m``), or None."""
+    for index in run_indexes(root, wanted_hash, prefer):
         best = index.get("best_checkpoint") or index.get("last_checkpoint")
-        if index.get("status") == "finished" and index.get("config_hash") == wanted_hash and best and Path(best).is_file():
+        if index.get("status") == "finished" and best and Path(best).is_file():
             return index
     return None
