@@ -43,6 +43,12 @@ def metric_of(key: str) -> str:
     return key.split("/")[-1] if parts is None else parts[1]
 
 
+def is_model_key(key: str) -> bool:
+    """``model/<metric>``: a metric of the model itself."""
+    parts = split_key(key)
+    return parts is not None and parts[0] == MODEL
+
+
 def is_evaluation_key(key: str) -> bool:
     """A value of the explanation evaluation (any ``xai/`` or ``model/`` key), not of training."""
     return key.startswith(PREFIXES)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from rxlit.evaluation.keys import MODEL, is_evaluation_number, split_key
+from rxlit.evaluation.keys import is_evaluation_number, is_model_key, split_key
 
 FIELDS = ("mean", "ci_low", "ci_high", "n")
 
@@ -66,7 +66,7 @@ def markdown(summaries: dict[str, dict], title: str = "") -> str:
             row = [fmt_ci(cells[(method, m)]) if (method, m) in cells else "-" for m in metrics]
             lines.append(f"| {method} | " + " | ".join(row) + " |")
         lines.append("")
-    model = {k: v for k, v in summaries.items() if (split_key(k) or ("",))[0] == MODEL}
+    model = {k: v for k, v in summaries.items() if is_model_key(k)}
     if model:
         lines += ["| model metric | mean [95% CI] | n |", "|---|---|---|"]
         lines += [f"| {split_key(key)[1]} | {fmt_ci(v)} | {v.get('n', '-')} |" for key, v in model.items()]
@@ -88,7 +88,7 @@ def rich_tables(values: dict[str, float], title: str = "explanations") -> list:
         for method in methods:
             table.add_row(method, *[fmt(cells.get((method, m))) for m in metrics])
         tables.append(table)
-    other = {k: v for k, v in values.items() if (split_key(k) or ("",))[0] == MODEL or is_evaluation_number(k)}
+    other = {k: v for k, v in values.items() if is_model_key(k) or is_evaluation_number(k)}
     if other:
         table = Table(title="model robustness and evaluation cost")
         table.add_column("metric")
