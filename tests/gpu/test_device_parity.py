@@ -29,7 +29,7 @@ EPOCH = 2
 METHOD_OPTIONS = {
     "lime": {"n_samples": 24, "n_features": 16}, "kernel_shap": {"n_samples": 24, "n_features": 16},
     "clime": {"n_samples": 24, "n_features": 16}, "noisy_baseline": {"n_samples": 24},
-    "smoothgrad": {"n": 4}, "unigrad": {"n": 4}, "smoothed": {"n": 4}, "integrated_gradients": {"steps": 5},
+    "smoothgrad": {"n_samples": 4}, "unigrad": {"n_samples": 4}, "smoothed": {"n_samples": 4}, "integrated_gradients": {"steps": 5},
     "square": {"max_side": 2},
 }
 METRIC_OPTIONS = {
@@ -107,7 +107,7 @@ def metric_call(name: str, model, x, target, method: str, device: str, options: 
     if "seed" in params:  # keyed: the index travels as a tensor on the device
         extra = {"seed": 5, "index": torch.tensor(INDEX, device=device), "epoch": EPOCH}
     if method == "smoothgrad" and "method_options" in params:
-        extra["method_options"] = {"n": 4}
+        extra["method_options"] = {"n_samples": 4}
     return compute_metric(name, model, x, target, method=method, **extra, **options)
 
 

@@ -13,9 +13,9 @@ from rxlit.models import BACKBONES
 
 def test_recipe_sets_defaults_and_the_command_line_wins():
     vit = compose("train", ["model=vit_tiny"])
-    assert (vit.optim.name, vit.optim.lr, vit.optim.weight_decay, vit.sched.warmup_epochs) == ("adamw", 1e-3, 0.05, 2)
-    mine = compose("train", ["model=vit_tiny", "optim.lr=3e-4", "sched.warmup_epochs=0"])
-    assert (mine.optim.name, mine.optim.lr, mine.sched.warmup_epochs) == ("adamw", 3e-4, 0)
+    assert (vit.optim.name, vit.optim.lr, vit.optim.weight_decay, vit.sched.warmup_epochs) == ("adamw", 3e-4, 0.05, 2)
+    mine = compose("train", ["model=vit_tiny", "optim.lr=1e-4", "sched.warmup_epochs=0"])
+    assert (mine.optim.name, mine.optim.lr, mine.sched.warmup_epochs) == ("adamw", 1e-4, 0)
     plain = compose("train", ["model=small_cnn"])  # no recipe: the global defaults
     assert (plain.optim.name, plain.optim.lr, plain.sched.warmup_epochs) == ("sgd", 0.05, 0)
 
