@@ -15,17 +15,25 @@ settings live in ``configs/experiment/<name>.yaml`` under ``study:``. The contex
   ``seed=study.seed, index=index`` so every example's noise is keyed and reproducible, and every
   model is evaluated with the same draws (paired comparisons).
 
+* ``ctx.evaluated(name, compute)``: ``compute()`` saved as ``evaluations/<name>.pt`` in the run folder
+  as soon as it is done, so a study that stops (a crash, a time limit, Ctrl-C) loses no finished
+  evaluation: ``study.resume=last`` (or a run folder) reuses every file whose fingerprint (the study
+  settings, the command line's overrides and the source of rxlit) matches and computes the rest.
+
 ``results.json`` holds everything the report needs (tables, curves, scatters, claims, the
 commands and the resolved configs); ``saliency.npz`` holds the arrays of saliency grids.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
+import re
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +93,9 @@ class StudyContext:
         self.seeds = [int(v) for v in self.study.get("seeds") or [self.seed]]
         self.data_seed = int(self.study.get("data_seed", 0))
         self.device = torch.device(self.study.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.resume_dir = resume_dir(cfg, self.run_dir)
+        self.fingerprint = evaluation_fingerprint(self.study, self.overrides)
+        self.reused: list[str] = []
 
     # --- models ------------------------------------------------------------------------------
     def training_overrides(self, key: str, seed: int | None = None) -> list[str]:
@@ -208,6 +219,86 @@ class StudyContext:
         """Keyword arguments that key a metric's noise by (study seed, example index)."""
         return {"seed": self.seed, "index": self.subset()[2]}
 
+    # --- finished evaluations ------------------------------------------------------------------
+    def evaluated(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` (tensors, numbers, strings, lists and dicts of them), saved to
+        ``<run_dir>/evaluations/<name>.pt`` when done; with ``study.resume``, the resumed folder's
+        file of the same name and fingerprint instead (its value is saved here too)."""
+        name = re.sub(r"[^A-Za-z0-9._=-]+", "_", name)
+        value = self._saved(name)
+        if value is None:
+            value = {"value": compute()}
+        else:
+            self.reused.append(name)
+        save_atomic({"fingerprint": self.fingerprint, **value}, self.run_dir / "evaluations" / f"{name}.pt")
+        return value["value"]
+
+    def _saved(self, name: str) -> dict | None:
+        if self.resume_dir is None:
+            return None
+        path = self.resume_dir / "evaluations" / f"{name}.pt"
+        if not path.exists():
+            return None
+        try:
+            saved = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:  # a file cut short: compute it again
+            print(f"[study] {path} unreadable ({err.__class__.__name__}); evaluating again", flush=True)
+            return None
+        if saved.get("fingerprint") != self.fingerprint:
+            print(f"[study] {path}: other settings or code; evaluating again", flush=True)
+            return None
+        print(f"[study] {name}: reused from {path}", flush=True)
+        return {"value": saved["value"]}
+
+
+def save_atomic(obj, path: Path) -> None:
+    """``torch.save`` through a temporary file, so a crash never leaves half a file under ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def source_digest() -> str:
+    """A hash of rxlit's Python source: evaluations saved by other code are not reused."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def evaluation_fingerprint(study: dict, overrides: list[str]) -> str:
+    """What decides a study's evaluations: its settings (less where it writes and what it resumes),
+    the command line's overrides (less ``study.resume``) and the source of rxlit."""
+    settings = {k: v for k, v in study.items() if k not in ("resume", "output_root")}
+    overrides = [o for o in overrides if not o.lstrip("+~").startswith("study.resume")]
+    text = json.dumps({"settings": settings, "overrides": overrides, "source": source_digest()},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def resume_dir(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The run folder ``study.resume`` names: null (none), ``last`` (the newest other run folder of
+    this study, data and model that holds evaluations) or a path; a missing folder is an error."""
+    resume = study_settings(cfg).get("resume")
+    if resume in (None, ""):
+        return None
+    if str(resume) == "last":
+        root = study_run_dir(cfg, "x").parent
+        runs = sorted(d for d in root.glob("*") if (d / "evaluations").is_dir() and d.resolve() != run_dir.resolve())
+        if not runs:
+            raise FileNotFoundError(f"study.resume=last: no earlier run of this study under {root} saved any "
+                                    "evaluation; drop study.resume to start afresh")
+        return runs[-1]
+    path = Path(str(resume))
+    if not (path / "evaluations").is_dir():
+        raise FileNotFoundError(f"study.resume={resume}: {path / 'evaluations'} does not exist; give the run folder "
+                                "of an earlier run of this study (outputs/studies/<study>-<data>-<model>/<time>), "
+                                "study.resume=last, or drop study.resume")
+    return path
+
 
 def diverged_table(diverged: dict) -> dict:
     """The models whose training diverged: reported beside the results they are missing from."""
@@ -243,7 +334,13 @@ def run_study(cfg: DictConfig, overrides: list[str], run_dir: str | Path, comman
         raise ValueError(f"unknown study {name!r}; valid: {sorted(studies)}")
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    out = studies[name](ctx)
+    try:
+        out = studies[name](ctx)
+    except BaseException:
+        if (ctx.run_dir / "evaluations").is_dir():
+            print(f"[study] stopped; its finished evaluations are in {ctx.run_dir / 'evaluations'}: rerun the same "
+                  f"command with study.resume={ctx.run_dir} (or study.resume=last) to reuse them", flush=True)
+        raise
     if ctx.diverged:
         out.setdefault("tables", []).append(diverged_table(ctx.diverged))
     out.setdefault("summary", inspect.getdoc(sys.modules[studies[name].__module__]) or "")
@@ -254,7 +351,8 @@ def run_study(cfg: DictConfig, overrides: list[str], run_dir: str | Path, comman
         "study": name, "command": command, "overrides": overrides, "argv": sys.argv,
         "settings": ctx.study, "config": resolved(cfg),
         "data": str(cfg.data.name), "model_name": str(cfg.model.name),
-        "models": ctx.models_info, "diverged": ctx.diverged, "device": str(ctx.device), "torch": torch.__version__,
+        "models": ctx.models_info, "diverged": ctx.diverged,
+        "resumed_from": None if ctx.resume_dir is None else str(ctx.resume_dir), "reused_evaluations": ctx.reused, "device": str(ctx.device), "torch": torch.__version__,
         "wall_time_s": round(time.time() - start, 1), **out,
     }
     path = ctx.run_dir / "results.json"

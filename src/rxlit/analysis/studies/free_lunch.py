@@ -223,7 +223,8 @@ def saliency(ctx, per_model: dict, methods) -> tuple[list[dict], dict]:
 def run(ctx) -> dict:
     s = ctx.study
     methods = list(s["methods"])
-    per_model = {key: [evaluate_model(ctx, key, seed) for seed in ctx.seeds_of(key, required=False)] for key in s["models"]}
+    per_model = {key: [ctx.evaluated(f"{key}-s{seed}", lambda key=key, seed=seed: evaluate_model(ctx, key, seed))
+                       for seed in ctx.seeds_of(key, required=False)] for key in s["models"]}
     per_model = {key: entries for key, entries in per_model.items() if entries}  # every seed diverged: reported
     missing = [k for k in (s["standard_model"], s["robust_model"]) if k not in per_model]
     if missing:

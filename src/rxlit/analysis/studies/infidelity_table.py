@@ -85,7 +85,8 @@ def run(ctx) -> dict:
     per_seed, phis = [], []
     seeds = ctx.seeds_of(s["model"])
     for i, seed in enumerate(seeds):
-        values, shown = evaluate(ctx, ctx.model(s["model"], seed), methods, keep_phi=i == 0)
+        values, shown = ctx.evaluated(f"s{seed}", lambda seed=seed, i=i: evaluate(
+            ctx, ctx.model(s["model"], seed), methods, keep_phi=i == 0))
         per_seed.append(values)
         phis = phis or shown
     laws = s["laws"]

@@ -68,7 +68,7 @@ def run(ctx) -> dict:
     per_seed, refs = [], []
     seeds = ctx.seeds_of(s["model"])
     for seed in seeds:
-        dist, ref = distances(ctx, ctx.model(s["model"], seed), sigma, ns, n_ref)
+        dist, ref = ctx.evaluated(f"s{seed}", lambda seed=seed: distances(ctx, ctx.model(s["model"], seed), sigma, ns, n_ref))
         per_seed.append(dist)
         refs.append(ref)
         print(f"[sg_clime_convergence] seed {seed}: " + ", ".join(f"{k} {mean(v[-1]):.4g}" for k, v in dist.items()),

@@ -62,8 +62,9 @@ def sweep(ctx, variant: dict, sigmas: list[float]) -> dict:
     """``points[k][i]``: sigma ``k``, seed ``i``."""
     seeds = ctx.seeds_of(ctx.study["model"])
     models = [ctx.model(ctx.study["model"], seed) for seed in seeds]
-    points = [[evaluate(ctx, model, variant, sigma, keep_phi=i == 0) for i, model in enumerate(models)]
-              for sigma in sigmas]
+    points = [[ctx.evaluated(f"{variant['label']}-sigma{sigma}-s{seed}",
+                             lambda model=model, sigma=sigma, i=i: evaluate(ctx, model, variant, sigma, keep_phi=i == 0))
+               for i, (seed, model) in enumerate(zip(seeds, models))] for sigma in sigmas]
     return {"label": variant["label"], "sigmas": sigmas, "points": points}
 
 
