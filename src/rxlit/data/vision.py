@@ -163,23 +163,29 @@ def _from_hwc(data: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
 
 
+class Colour32DataModule(TorchvisionDataModule):
+    """What CIFAR-10/100 and SVHN share: 3x32x32 colour images, 10 classes unless a subclass says
+    otherwise, the CIFAR PGD budget and, by default, a random crop after 4-pixel zero padding."""
+
+    num_classes = 10
+    in_chans = 3
+    image_size = 32
+    default_augment = True
+    default_attack = CIFAR_ATTACK
+    crop_padding = 4
+
+
 @register_dataset("cifar10")
-class CIFAR10DataModule(TorchvisionDataModule):
+class CIFAR10DataModule(Colour32DataModule):
     """CIFAR-10: 50k train (5k held out as val by default) / 10k test, 3x32x32.
 
     Augmentation (on by default): random crop after 4-pixel zero padding + horizontal flip.
     ``mean``/``std`` are the values of the robustness library used by Tan & Tian.
     """
 
-    num_classes = 10
-    in_chans = 3
-    image_size = 32
     mean = (0.4914, 0.4822, 0.4465)
     std = (0.2023, 0.1994, 0.2010)
     class_names = CIFAR10_CLASSES
-    default_augment = True
-    default_attack = CIFAR_ATTACK
-    crop_padding = 4
     flip = True
     reader = _LocalCIFAR10
     required = tuple(
@@ -257,22 +263,16 @@ class FashionMNISTDataModule(MNISTDataModule):
 
 
 @register_dataset("svhn")
-class SVHNDataModule(TorchvisionDataModule):
+class SVHNDataModule(Colour32DataModule):
     """SVHN (cropped digits): 73,257 train / 26,032 test, 3x32x32; label 10 is mapped to 0.
 
     The ``extra`` split is not used. Augmentation (on by default) is a random crop after 4-pixel
     zero padding without flip: a mirrored digit is another glyph.
     """
 
-    num_classes = 10
-    in_chans = 3
-    image_size = 32
     mean = (0.4377, 0.4438, 0.4728)
     std = (0.1980, 0.2010, 0.1970)
     class_names = DIGIT_CLASSES
-    default_augment = True
-    default_attack = CIFAR_ATTACK
-    crop_padding = 4
     flip = False
     required = ("train_32x32.mat", "test_32x32.mat")
     layout = "<root>/{train_32x32.mat, test_32x32.mat}"
